@@ -1,0 +1,197 @@
+"""Fixtures shared by every app's tests: users, tokens, WebSocket clients, Redis."""
+
+import os
+import socket
+import uuid
+
+import pytest
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from rest_framework_simplejwt.tokens import AccessToken
+
+from realtime import state as state_module
+from realtime.hub import stop_hub
+from realtime.settings import redis_channel_layer
+from realtime.wire import dumps, loads
+
+REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+# CI sets REQUIRE_SERVICES=1: a missing Redis is then a failure, never a skip.
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def redis_available() -> bool:
+    """Whether the test Redis answers on its port."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(REDIS_TEST_URL)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip Redis tests when there is no Redis, unless services are required."""
+    if redis_available():
+        return
+    if REQUIRE_SERVICES:
+        raise pytest.UsageError(f"REQUIRE_SERVICES=1 but Redis at {REDIS_TEST_URL} is down")
+    skip = pytest.mark.skip(reason=f"no Redis at {REDIS_TEST_URL}")
+    for item in items:
+        if "redis" in item.keywords or "cluster" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_realtime():
+    """Each test starts with an empty in-memory layer and state and ends its hub."""
+    channel_layers.backends = {}
+    state_module.reset_state()
+    yield
+    await stop_hub()
+    channel_layers.backends = {}
+    state_module.reset_state()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix no other test uses."""
+    return f"rt-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def redis_settings(settings, redis_prefix):
+    """Switch this process to the real Redis (layer and state) under a fresh prefix."""
+    settings.REDIS_URL = REDIS_TEST_URL
+    settings.REDIS_KEY_PREFIX = redis_prefix
+    settings.CHANNEL_LAYERS = {
+        "default": redis_channel_layer(
+            url=REDIS_TEST_URL, sentinels=[], master="", prefix=redis_prefix
+        )
+    }
+    yield settings
+    redis_flush(redis_prefix)
+
+
+def redis_flush(prefix: str) -> None:
+    """Delete every key under a test prefix."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    """Create users: make_user("alice", name="Alice", role="admin", is_active=True)."""
+    counter = {"n": 0}
+
+    def make(username=None, **fields):
+        counter["n"] += 1
+        username = username or f"user{counter['n']}"
+        fields.setdefault("name", username.title())
+        user = django_user_model(username=username, **fields)
+        user.set_password(f"{username}-pass")
+        user.save()
+        return user
+
+    return make
+
+
+def token_for(user) -> str:
+    """A valid access token for a user."""
+    return str(AccessToken.for_user(user))
+
+
+class Client:
+    """A test WebSocket client on Channels' in-process communicator."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.ws = communicator
+        self.next_ack = 1
+        self.connected = False
+        self.sid = None
+
+    async def open(self) -> None:
+        connected, _ = await self.ws.connect()
+        assert connected
+        self.connected = True
+
+    async def send_raw(self, text: str) -> None:
+        await self.ws.send_to(text_data=text)
+
+    async def send(self, frame: dict) -> None:
+        await self.send_raw(dumps(frame))
+
+    async def recv(self, timeout: float = 2) -> dict:
+        """The next frame; fails if the socket closed instead.
+
+        On timeout Channels' communicator cancels the application: use nothing()
+        to poll."""
+        message = await self.ws.receive_output(timeout)
+        assert message["type"] == "websocket.send", message
+        return loads(message["text"])
+
+    async def recv_close(self, timeout: float = 2) -> int:
+        """Skip frames until the server closes; return the close code."""
+        while True:
+            message = await self.ws.receive_output(timeout)
+            if message["type"] == "websocket.close":
+                return message.get("code")
+
+    async def call(self, event: str, data=None, timeout: float = 2) -> dict:
+        """Emit with an ack and return the ack frame (other frames are skipped)."""
+        ack = self.next_ack
+        self.next_ack += 1
+        await self.send({"event": event, "data": data, "ack": ack})
+        while True:
+            frame = await self.recv(timeout)
+            if frame.get("ack") == ack:
+                return frame
+
+    async def recv_event(self, name: str, timeout: float = 2) -> dict:
+        """Skip frames until event `name` arrives; return its data."""
+        while True:
+            frame = await self.recv(timeout)
+            if frame.get("event") == name:
+                return frame["data"]
+
+    async def nothing(self, timeout: float = 0.2) -> bool:
+        """True if no frame arrives within timeout."""
+        return await self.ws.receive_nothing(timeout)
+
+    async def close(self) -> None:
+        if self.connected:
+            await self.ws.disconnect()
+            self.connected = False
+
+
+@pytest.fixture
+async def ws():
+    """Open clients: `client = await ws(user)` connects and authenticates (None: raw)."""
+    from realtime.asgi import application
+
+    clients: list[Client] = []
+
+    async def open_client(user=None, *, headers=None, join=False) -> Client:
+        client = Client(WebsocketCommunicator(application, "/ws/", headers=headers or []))
+        clients.append(client)
+        await client.open()
+        if user is not None:
+            await client.send({"event": "connect", "data": {"token": token_for(user)}, "ack": 0})
+            frame = await client.recv()
+            assert "data" in frame, frame
+            client.sid = frame["data"]["sid"]
+            if join:
+                reply = await client.call("user-join", {})
+                assert "data" in reply, reply
+        return client
+
+    yield open_client
+    for client in clients:
+        await client.close()

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class RealtimeConfig(AppConfig):
+    name = "realtime"
+    verbose_name = "Real-time"
+
+    def ready(self) -> None:
+        # Core events and model signals register themselves on import.
+        from realtime import handlers, signals  # noqa: F401

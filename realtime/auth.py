@@ -1,0 +1,40 @@
+"""The single authentication step of a socket: a simplejwt access token to a user."""
+
+from channels.db import database_sync_to_async
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+
+from realtime.errors import UNAUTHORIZED, EventError
+
+# Stable, client-safe messages for simplejwt's failure codes.
+_MESSAGES = {
+    "user_inactive": "user is inactive",
+    "user_not_found": "user not found",
+    "password_changed": "token was revoked by a password change",
+}
+
+
+def _user_for_token(token: str):
+    auth = JWTAuthentication()
+    try:
+        validated = auth.get_validated_token(token)
+        return auth.get_user(validated)
+    except (InvalidToken, TokenError):
+        raise EventError(UNAUTHORIZED, "token is invalid or expired") from None
+    except AuthenticationFailed as exc:
+        # simplejwt puts its own code inside the detail dict.
+        detail = exc.detail if isinstance(exc.detail, dict) else {}
+        code = str(detail.get("code", ""))
+        raise EventError(UNAUTHORIZED, _MESSAGES.get(code, "authentication failed")) from None
+
+
+async def user_for_token(token: str):
+    """The active user an access token belongs to; raises unauthorized otherwise."""
+    if not token or len(token) > 4096:
+        raise EventError(UNAUTHORIZED, "token is invalid or expired")
+    return await database_sync_to_async(_user_for_token)(token)
+
+
+def user_summary(user) -> dict:
+    """What other parts of the protocol say about a user: id, name, role."""
+    return {"id": user.id, "name": user.display_name, "role": user.role}

@@ -1,0 +1,162 @@
+"""The one WebSocket endpoint: read a frame, find its handler, check the payload, answer.
+
+Business logic lives in the handlers each app registers (realtime.events); the session
+(realtime.session) holds the socket's state and the hub (realtime.hub) its rooms.
+"""
+
+import asyncio
+import logging
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from pydantic import ValidationError
+
+from realtime import auth, events, wire
+from realtime.errors import (
+    BAD_REQUEST,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAUTHORIZED,
+    INTERNAL,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    UNKNOWN_EVENT,
+    EventError,
+)
+from realtime.hub import get_hub
+from realtime.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class ConnectPayload(events.Payload):
+    """Data of the first frame."""
+
+    token: str
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    """Protocol of docs/protocol.md over JSON text frames."""
+
+    # No layer channel per socket: the hub's one channel per process receives for all.
+    channel_layer_alias = "realtime-per-socket-channel-disabled"
+
+    async def connect(self) -> None:
+        """Accept, then wait AUTH_TIMEOUT for the connect frame."""
+        self.session = Session(send=self._send_text, close=self._close)
+        self.hub = None
+        await self.accept()
+        self.session.start()
+        self._auth_timer = asyncio.get_running_loop().create_task(self._expire_unauthenticated())
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def _close(self, code: int) -> None:
+        await self.close(code=code)
+
+    async def _expire_unauthenticated(self) -> None:
+        await asyncio.sleep(settings.AUTH_TIMEOUT)
+        if not self.session.authenticated:
+            self.session.push(
+                wire.error_event_frame(EventError(UNAUTHORIZED, "authentication timeout"))
+            )
+            await self.session.close(CLOSE_UNAUTHORIZED)
+
+    async def disconnect(self, code: int) -> None:
+        """Run app hooks, then forget the session everywhere."""
+        self._auth_timer.cancel()
+        session = self.session
+        session.shutdown()
+        if self.hub is not None:
+            for hook in events.disconnect_hooks():
+                try:
+                    await hook(session)
+                except Exception:
+                    log.exception("disconnect hook %s failed for %s", hook.__name__, session.sid)
+            await self.hub.unregister(session)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Handle one client frame."""
+        session = self.session
+        if session.closed:
+            return
+        if text_data is None:
+            self._reply_error(None, EventError(BAD_REQUEST, "binary frames are not accepted"))
+            return
+        if _too_big(text_data):
+            await session.close(CLOSE_TOO_BIG)
+            return
+        try:
+            frame = wire.parse_frame(text_data)
+        except wire.FrameError as exc:
+            self._reply_error(exc.ack, exc)
+            return
+        if isinstance(frame, wire.Reply):
+            if not session.authenticated or not session.resolve_reply(frame):
+                self._reply_error(None, EventError(BAD_REQUEST, "no call is waiting for that reply"))
+            return
+        if not session.allow_frame():
+            self._reply_error(frame.ack, EventError(RATE_LIMITED, "too many frames"), frame.event)
+            return
+        if not session.authenticated:
+            await self._authenticate(frame)
+            return
+        spec = events.event_get(frame.event)
+        if spec is None:
+            self._reply_error(frame.ack, EventError(UNKNOWN_EVENT, f"unknown event {frame.event!r}"), frame.event)
+            return
+        try:
+            payload = spec.validate(frame.data)
+            result = await spec.handler(session, payload)
+        except EventError as exc:
+            self._reply_error(frame.ack, exc, frame.event)
+            return
+        except Exception:
+            log.exception("handler of %s failed (session %s, user %s)", frame.event, session.sid, session.user_id)
+            self._reply_error(frame.ack, EventError(INTERNAL, "the server failed to handle the event"), frame.event)
+            return
+        if frame.ack is not None:
+            session.push(wire.ack_frame(frame.ack, result))
+
+    async def _authenticate(self, frame: wire.Emit) -> None:
+        session = self.session
+        if frame.event != "connect":
+            self._reply_error(frame.ack, EventError(UNAUTHORIZED, "the first frame must be connect"), frame.event)
+            await session.close(CLOSE_UNAUTHORIZED)
+            return
+        try:
+            if not isinstance(frame.data, dict):
+                raise EventError(UNAUTHORIZED, "connect needs data.token")
+            try:
+                token = ConnectPayload.model_validate(frame.data).token
+            except ValidationError:
+                raise EventError(UNAUTHORIZED, "connect needs data.token as a string") from None
+            user = await auth.user_for_token(token)
+        except EventError as exc:
+            self._reply_error(frame.ack, exc, frame.event)
+            await session.close(CLOSE_UNAUTHORIZED)
+            return
+        self._auth_timer.cancel()
+        session.user = user
+        session.user_id = user.id
+        self.hub = await get_hub()
+        await self.hub.register(session)
+        if frame.ack is not None:
+            session.push(wire.ack_frame(frame.ack, {"sid": session.sid, "user": auth.user_summary(user)}))
+
+    def _reply_error(self, ack: int | None, error: EventError, event: str | None = None) -> None:
+        if ack is not None:
+            self.session.push(wire.ack_error_frame(ack, error))
+        else:
+            self.session.push(wire.error_event_frame(error, event))
+
+
+def _too_big(text: str) -> bool:
+    limit = settings.MAX_FRAME_BYTES
+    # A str of n characters encodes to between n and 4n UTF-8 bytes: encode only when
+    # the answer is not already known.
+    if len(text) > limit:
+        return True
+    if len(text) * 4 <= limit:
+        return False
+    return len(text.encode()) > limit

@@ -1,0 +1,111 @@
+"""The server-side API: emit to rooms, users and sessions; move users between rooms;
+ask who is online; disconnect users. Works from any instance and from any process that
+shares the channel layer (with Redis: management commands, workers, other servers).
+
+Async functions are the primary API; each has a `_sync` twin for sync code (views,
+signals, management commands).
+"""
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from realtime import wire
+from realtime.errors import CLOSE_UNAUTHORIZED
+from realtime.rooms import group_name, user_room
+from realtime.state import get_state
+
+
+async def room_emit(*, room: str, event: str, data: Any, skip_sid: str | None = None) -> None:
+    """Send an event to every session in a room, on every instance (except skip_sid)."""
+    frame = wire.event_frame(event, data)
+    await get_channel_layer().group_send(
+        group_name(room), {"type": "room.emit", "room": room, "frame": frame, "skip": skip_sid}
+    )
+
+
+async def user_emit(
+    *, user_id: int, event: str, data: Any, skip_sid: str | None = None
+) -> None:
+    """Send an event to every session of a user."""
+    await room_emit(room=user_room(user_id), event=event, data=data, skip_sid=skip_sid)
+
+
+async def session_emit(*, sid: str, event: str, data: Any) -> bool:
+    """Send an event to one session wherever it is connected; False if it is gone."""
+    record = await get_state().session_get(sid=sid)
+    if record is None:
+        return False
+    frame = wire.event_frame(event, data)
+    await get_channel_layer().send(
+        record.channel, {"type": "session.emit", "sid": sid, "frame": frame}
+    )
+    return True
+
+
+async def room_enter_for_users(*, room: str, user_ids: list[int]) -> None:
+    """Make every live session of these users enter a room, on whatever instance."""
+    await _to_users("room.enter", user_ids, room=room)
+
+
+async def room_leave_for_users(*, room: str, user_ids: list[int]) -> None:
+    """Make every live session of these users leave a room, on whatever instance."""
+    await _to_users("room.leave", user_ids, room=room)
+
+
+async def user_disconnect(
+    *, user_id: int, code: int = CLOSE_UNAUTHORIZED, reason: str = ""
+) -> None:
+    """Close every socket of a user on every instance (deactivation, password change)."""
+    await _to_users("user.close", [user_id], code=code, reason=reason)
+
+
+async def session_disconnect(
+    *, sid: str, code: int = CLOSE_UNAUTHORIZED, reason: str = ""
+) -> bool:
+    """Close one socket wherever it is connected; False if it is gone."""
+    record = await get_state().session_get(sid=sid)
+    if record is None:
+        return False
+    await get_channel_layer().send(
+        record.channel, {"type": "session.close", "sid": sid, "code": code, "reason": reason}
+    )
+    return True
+
+
+async def online_user_ids() -> list[int]:
+    """Users with a live session on any instance, sorted."""
+    return sorted(await get_state().online_user_ids())
+
+
+async def room_user_ids(*, room: str) -> list[int]:
+    """Users with a session in a room, sorted."""
+    return sorted(await get_state().room_user_ids(room=room))
+
+
+async def room_sessions(*, room: str) -> list[str]:
+    """Sessions in a room, sorted."""
+    return sorted(await get_state().room_sessions(room=room))
+
+
+async def _to_users(kind: str, user_ids: list[int], **fields: Any) -> None:
+    # The user room's group holds exactly the instances that have a session of the
+    # user, so only they get the message.
+    layer = get_channel_layer()
+    for uid in dict.fromkeys(int(u) for u in user_ids):
+        await layer.group_send(
+            group_name(user_room(uid)), {"type": kind, "user_ids": [uid], **fields}
+        )
+
+
+room_emit_sync = async_to_sync(room_emit)
+user_emit_sync = async_to_sync(user_emit)
+session_emit_sync = async_to_sync(session_emit)
+room_enter_for_users_sync = async_to_sync(room_enter_for_users)
+room_leave_for_users_sync = async_to_sync(room_leave_for_users)
+user_disconnect_sync = async_to_sync(user_disconnect)
+session_disconnect_sync = async_to_sync(session_disconnect)
+online_user_ids_sync = async_to_sync(online_user_ids)
+room_user_ids_sync = async_to_sync(room_user_ids)
+room_sessions_sync = async_to_sync(room_sessions)

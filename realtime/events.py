@@ -1,0 +1,112 @@
+"""The event registry: each app registers the client events it owns and its hooks.
+
+    @on("heartbeat", schema=Empty)
+    async def heartbeat(session, payload): ...
+
+A handler gets the authenticated Session and the validated payload; what it returns
+is the ack's data; an EventError it raises becomes the ack's error.
+"""
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from realtime.errors import BAD_REQUEST, EventError
+
+
+class Payload(BaseModel):
+    """Base of every event payload schema: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Empty(Payload):
+    """A payload with no fields (null or {} on the wire)."""
+
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+RoomProvider = Callable[[int], Awaitable[Iterable[str]]]
+DisconnectHook = Callable[[Any], Awaitable[None]]
+P = TypeVar("P", bound=Payload)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """A registered client event: its name, payload schema and handler."""
+
+    name: str
+    schema: type[Payload]
+    handler: Handler
+
+    def validate(self, data: Any) -> Payload:
+        """Check a frame's data against the schema; raises bad_request."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise EventError(BAD_REQUEST, f"{self.name}: data must be an object")
+        try:
+            return self.schema.model_validate(data)
+        except ValidationError as exc:
+            raise EventError(BAD_REQUEST, f"{self.name}: {describe(exc)}") from None
+
+
+_events: dict[str, EventSpec] = {}
+_room_providers: list[RoomProvider] = []
+_disconnect_hooks: list[DisconnectHook] = []
+
+
+def on(name: str, *, schema: type[Payload] = Empty) -> Callable[[Handler], Handler]:
+    """Register the handler of client event `name`."""
+
+    def register(handler: Handler) -> Handler:
+        if name in _events and _events[name].handler is not handler:
+            raise RuntimeError(f"event {name!r} is registered twice")
+        _events[name] = EventSpec(name=name, schema=schema, handler=handler)
+        return handler
+
+    return register
+
+
+def user_rooms(provider: RoomProvider) -> RoomProvider:
+    """Register a provider of rooms that `user-join` enters for a user (e.g. channels)."""
+    if provider not in _room_providers:
+        _room_providers.append(provider)
+    return provider
+
+
+def on_disconnect(hook: DisconnectHook) -> DisconnectHook:
+    """Register a hook run with the Session when it disconnects (before room cleanup)."""
+    if hook not in _disconnect_hooks:
+        _disconnect_hooks.append(hook)
+    return hook
+
+
+def event_get(name: str) -> EventSpec | None:
+    """The registered event of that name, if any."""
+    return _events.get(name)
+
+
+def event_names() -> list[str]:
+    """Every registered client event, sorted."""
+    return sorted(_events)
+
+
+def room_providers() -> list[RoomProvider]:
+    """The registered user-room providers."""
+    return list(_room_providers)
+
+
+def disconnect_hooks() -> list[DisconnectHook]:
+    """The registered disconnect hooks."""
+    return list(_disconnect_hooks)
+
+
+def describe(exc: ValidationError) -> str:
+    """A short, client-safe summary of a validation error (no input values echoed)."""
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "data"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,55 @@
+"""Core client events: user-join, heartbeat, user-list (names as in Open WebUI)."""
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from realtime import events
+from realtime.events import Empty, Payload, on
+from realtime.hub import get_hub
+from realtime.rooms import PRESENCE_ROOM, user_room
+from realtime.state import get_state
+
+
+class UserJoinPayload(Payload):
+    """Open WebUI clients send their token again as auth; identity comes from the
+    session, so it is accepted and ignored."""
+
+    auth: dict[str, Any] | None = None
+
+
+@on("user-join", schema=UserJoinPayload)
+async def user_join(session, payload: UserJoinPayload) -> dict:
+    """Enter the user's room, the presence room and every room apps provide for the user."""
+    hub = await get_hub()
+    rooms = [user_room(session.user_id), PRESENCE_ROOM]
+    for provider in events.room_providers():
+        rooms.extend(await provider(session.user_id))
+    for room in dict.fromkeys(rooms):
+        await hub.join(session, room)
+    return {"id": session.user_id, "name": session.user.display_name}
+
+
+@on("heartbeat", schema=Empty)
+async def heartbeat(session, payload: Empty) -> None:
+    """Mark the user active; written at most once per ACTIVE_WRITE_INTERVAL per user."""
+    if await get_state().throttle(
+        key=f"active:{session.user_id}", seconds=settings.ACTIVE_WRITE_INTERVAL
+    ):
+        await user_touch_active(user_id=session.user_id)
+
+
+@on("user-list", schema=Empty)
+async def user_list(session, payload: Empty) -> dict:
+    """Users online on any instance."""
+    return {"user_ids": sorted(await get_state().online_user_ids())}
+
+
+@database_sync_to_async
+def user_touch_active(*, user_id: int) -> None:
+    """Set the user's last_active_at to now."""
+    from realtime.models import User
+
+    User.objects.filter(pk=user_id).update(last_active_at=timezone.now())

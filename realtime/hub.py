@@ -1,0 +1,339 @@
+"""This process's side of the fleet: its sockets, its rooms and its one layer channel.
+
+Every server process (instance) has one channel-layer channel. A room is a layer group
+whose members are instance channels, not sockets: a room emit is serialized once,
+travels once per instance that has members, and each instance fans the frame out to its
+own sockets from `Hub.rooms`. The hub also keeps the instance's liveness key fresh,
+reaps instances that died without cleanup, and broadcasts online-user changes.
+"""
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+import weakref
+from collections.abc import Iterable
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from realtime import wire
+from realtime.errors import CLOSE_UNAUTHORIZED
+from realtime.rooms import PRESENCE_ROOM, group_name, user_room
+from realtime.session import Session
+from realtime.state import StateStore, get_state
+
+log = logging.getLogger(__name__)
+
+# Background loops back off up to this long while Redis is unreachable.
+MAX_BACKOFF = 10.0
+
+
+class Hub:
+    """The instance runtime; one per event loop (one per server process in production)."""
+
+    def __init__(self) -> None:
+        self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.layer = get_channel_layer()
+        self.state: StateStore = get_state()
+        self.channel = ""
+        self.sessions: dict[str, Session] = {}
+        self.users: dict[int, set[Session]] = {}
+        self.rooms: dict[str, set[Session]] = {}
+        self._grouped: set[str] = set()  # rooms whose group holds our channel
+        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._groups_refreshed = time.monotonic()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the instance channel and start the background loops."""
+        self.channel = await self.layer.new_channel(prefix="rt-instance.")
+        await self.state.instance_refresh(
+            instance_id=self.instance_id, channel=self.channel, ttl=settings.INSTANCE_TTL
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._receive_loop(), name="hub-receive"),
+            loop.create_task(self._liveness_loop(), name="hub-liveness"),
+            loop.create_task(self._presence_loop(), name="hub-presence"),
+        ]
+        log.info("instance %s started on %s", self.instance_id, type(self.layer).__name__)
+
+    async def stop(self) -> None:
+        """Stop the loops and remove this instance's sessions from shared state."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        try:
+            reaped = await self.state.instance_remove(instance_id=self.instance_id)
+            if reaped:
+                await self._discard_groups(reaped.channel, reaped.rooms)
+        except Exception:
+            log.warning("could not remove instance %s from shared state", self.instance_id)
+
+    # --- sessions and rooms ----------------------------------------------------------
+
+    async def register(self, session: Session) -> None:
+        """Make an authenticated session known to the fleet and put it in its user room."""
+        self.sessions[session.sid] = session
+        self.users.setdefault(session.user_id, set()).add(session)
+        await self.state.session_add(
+            sid=session.sid,
+            user_id=session.user_id,
+            instance_id=self.instance_id,
+            channel=self.channel,
+        )
+        await self.join(session, user_room(session.user_id))
+
+    async def unregister(self, session: Session) -> None:
+        """Forget a session everywhere: local rooms, groups and shared state."""
+        if self.sessions.pop(session.sid, None) is None:
+            return
+        user_sessions = self.users.get(session.user_id)
+        if user_sessions is not None:
+            user_sessions.discard(session)
+            if not user_sessions:
+                del self.users[session.user_id]
+        rooms = list(session.rooms)
+        session.rooms.clear()
+        for room in rooms:
+            self._local_remove(session, room)
+        await self.state.session_remove(sid=session.sid)
+        for room in rooms:
+            await self._sync_group(room)
+
+    async def join(self, session: Session, room: str) -> bool:
+        """Put a session in a room; True if it was not there yet."""
+        if room in session.rooms or session.sid not in self.sessions:
+            return False
+        session.rooms.add(room)
+        self.rooms.setdefault(room, set()).add(session)
+        await self._sync_group(room)
+        await self.state.room_join(room=room, sid=session.sid)
+        return True
+
+    async def leave(self, session: Session, room: str) -> bool:
+        """Take a session out of a room; True if it was there."""
+        if room not in session.rooms:
+            return False
+        session.rooms.discard(room)
+        self._local_remove(session, room)
+        await self.state.room_leave(room=room, sid=session.sid)
+        await self._sync_group(room)
+        return True
+
+    def _local_remove(self, session: Session, room: str) -> None:
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(session)
+            if not members:
+                del self.rooms[room]
+
+    async def _sync_group(self, room: str) -> None:
+        # Whatever order joins and leaves interleave in, the last sync under the room's
+        # lock makes group membership match local membership.
+        lock = self._room_locks.setdefault(room, asyncio.Lock())
+        try:
+            async with lock:
+                wanted = room in self.rooms
+                if wanted and room not in self._grouped:
+                    await self.layer.group_add(group_name(room), self.channel)
+                    self._grouped.add(room)
+                elif not wanted and room in self._grouped:
+                    await self.layer.group_discard(group_name(room), self.channel)
+                    self._grouped.discard(room)
+        finally:
+            if not lock.locked() and self._room_locks.get(room) is lock:
+                del self._room_locks[room]
+
+    def local_sessions_of(self, user_ids: Iterable[int]) -> list[Session]:
+        """This instance's sessions of the given users."""
+        found: list[Session] = []
+        for uid in user_ids:
+            found.extend(self.users.get(uid, ()))
+        return found
+
+    # --- messages from the layer -----------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("layer receive failed (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            try:
+                await self.dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("failed to handle layer message %s", message.get("type"))
+
+    async def dispatch(self, message: dict) -> None:
+        """Apply one message sent to this instance (see realtime.emit for senders)."""
+        kind = message.get("type")
+        if kind == "room.emit":
+            skip = message.get("skip")
+            frame = message["frame"]
+            for session in tuple(self.rooms.get(message["room"], ())):
+                if session.sid != skip:
+                    session.push(frame)
+        elif kind == "session.emit":
+            session = self.sessions.get(message["sid"])
+            if session is not None:
+                session.push(message["frame"])
+        elif kind == "room.enter":
+            for session in self.local_sessions_of(message["user_ids"]):
+                await self.join(session, message["room"])
+        elif kind == "room.leave":
+            for session in self.local_sessions_of(message["user_ids"]):
+                await self.leave(session, message["room"])
+        elif kind == "user.close":
+            for session in self.local_sessions_of(message["user_ids"]):
+                await self._close(session, message)
+        elif kind == "session.close":
+            session = self.sessions.get(message["sid"])
+            if session is not None:
+                await self._close(session, message)
+        else:
+            log.warning("unknown layer message type %r", kind)
+
+    async def _close(self, session: Session, message: dict) -> None:
+        code = message.get("code", CLOSE_UNAUTHORIZED)
+        reason = message.get("reason")
+        if reason:
+            session.push(wire.dumps({"event": "disconnect", "data": {"reason": reason}}))
+        await self.unregister(session)
+        await session.close(code)
+
+    # --- background loops ------------------------------------------------------------
+
+    async def _liveness_loop(self) -> None:
+        # Every TTL/3: a lapsed peer is reaped at most TTL/3 after its key expires,
+        # i.e. within 4/3 TTL of its death (the promise is 2 TTL).
+        while True:
+            await asyncio.sleep(settings.INSTANCE_TTL / 3)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("liveness tick failed: %s", exc)
+
+    async def tick(self) -> None:
+        """Renew liveness, re-register if it lapsed, reap dead instances, refresh groups."""
+        alive = await self.state.instance_refresh(
+            instance_id=self.instance_id, channel=self.channel, ttl=settings.INSTANCE_TTL
+        )
+        if not alive:
+            await self._reregister()
+        for dead in await self.state.reap_dead_instances():
+            log.warning(
+                "reaped instance %s: %d sessions, %d users offline",
+                dead.instance_id,
+                dead.sessions,
+                len(dead.went_offline),
+            )
+            await self._discard_groups(dead.channel, dead.rooms)
+        if time.monotonic() - self._groups_refreshed > settings.LAYER_GROUP_EXPIRY / 4:
+            self._groups_refreshed = time.monotonic()
+            for room in list(self._grouped):
+                await self.layer.group_add(group_name(room), self.channel)
+
+    async def _reregister(self) -> None:
+        # Our liveness lapsed (a long pause, or Redis restarted and lost everything):
+        # another instance may have reaped us, so write our sessions and groups again.
+        if not self.sessions:
+            return
+        log.warning("instance %s re-registering %d sessions", self.instance_id, len(self.sessions))
+        for session in list(self.sessions.values()):
+            await self.state.session_add(
+                sid=session.sid,
+                user_id=session.user_id,
+                instance_id=self.instance_id,
+                channel=self.channel,
+            )
+            for room in list(session.rooms):
+                await self.state.room_join(room=room, sid=session.sid)
+        for room in list(self._grouped):
+            await self.layer.group_add(group_name(room), self.channel)
+
+    async def _discard_groups(self, channel: str, rooms: Iterable[str]) -> None:
+        if not channel:
+            return
+        for room in rooms:
+            await self.layer.group_discard(group_name(room), channel)
+
+    async def _presence_loop(self) -> None:
+        interval = settings.PRESENCE_INTERVAL
+        while True:
+            await asyncio.sleep(interval / 2)
+            try:
+                await self.presence_tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("presence broadcast failed: %s", exc)
+
+    async def presence_tick(self) -> bool:
+        """Broadcast the online users if they changed and no instance did so lately."""
+        if not await self.state.presence_claim(interval=settings.PRESENCE_INTERVAL):
+            return False
+        user_ids = sorted(await self.state.online_user_ids())
+        frame = wire.event_frame("user-list", {"user_ids": user_ids})
+        await self.layer.group_send(
+            group_name(PRESENCE_ROOM),
+            {"type": "room.emit", "room": PRESENCE_ROOM, "frame": frame, "skip": None},
+        )
+        return True
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def get_hub() -> Hub:
+    """The hub of the running event loop, started on first use."""
+    loop = asyncio.get_running_loop()
+    future = _hubs.get(loop)
+    if future is None:
+        future = loop.create_future()
+        _hubs[loop] = future
+        hub = Hub()
+        try:
+            await hub.start()
+        except BaseException as exc:
+            del _hubs[loop]
+            future.set_exception(exc)
+            future.exception()  # mark retrieved; the caller gets the raise below
+            raise
+        future.set_result(hub)
+    return await asyncio.shield(future)
+
+
+def current_hub() -> Hub | None:
+    """The hub of the running loop if it has started, without starting one."""
+    future = _hubs.get(asyncio.get_running_loop())
+    if future is None or not future.done() or future.exception() is not None:
+        return None
+    return future.result()
+
+
+async def stop_hub() -> None:
+    """Stop the running loop's hub (tests, and graceful shutdown)."""
+    loop = asyncio.get_running_loop()
+    future = _hubs.pop(loop, None)
+    if future is not None and future.done() and future.exception() is None:
+        await future.result().stop()

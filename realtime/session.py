@@ -1,0 +1,169 @@
+"""One WebSocket connection's state: identity, rooms, outbound frames and pending calls."""
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+
+from realtime import wire
+from realtime.errors import (
+    CLOSE_SLOW_CONSUMER,
+    DISCONNECTED,
+    TIMEOUT,
+    EventError,
+)
+
+log = logging.getLogger(__name__)
+
+# A closing socket gets this long to send what was queued before the close frame.
+CLOSE_DRAIN_SECONDS = 1.0
+
+
+class Session:
+    """A connected socket. Handlers get one; only the hub changes its rooms."""
+
+    def __init__(
+        self,
+        *,
+        send: Callable[[str], Awaitable[None]],
+        close: Callable[[int], Awaitable[None]],
+    ) -> None:
+        self.sid = secrets.token_urlsafe(16)
+        self.user = None  # set once authenticated
+        self.user_id: int | None = None
+        self.rooms: set[str] = set()
+        self.connected_at = time.time()
+        self.closed = False
+        self._send = send
+        self._close = close
+        self._queue: deque[str] = deque()
+        self._close_code: int | None = None
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+        self._calls: dict[int, asyncio.Future] = {}
+        self._call_ids = itertools.count(1)
+        # Token bucket for incoming frames.
+        self._tokens = float(settings.FRAME_BURST)
+        self._tokens_at = time.monotonic()
+
+    @property
+    def authenticated(self) -> bool:
+        """True once the connect frame was accepted."""
+        return self.user_id is not None
+
+    def start(self) -> None:
+        """Start the writer: the one task that sends this socket's frames, in order."""
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    def push(self, frame: str) -> None:
+        """Queue an encoded frame for this socket; never blocks the caller."""
+        if self.closed:
+            return
+        if len(self._queue) >= settings.OUTBOUND_QUEUE_MAX:
+            log.warning("closing slow session %s: %d frames queued", self.sid, len(self._queue))
+            self._queue.clear()
+            asyncio.get_running_loop().create_task(self.close(CLOSE_SLOW_CONSUMER))
+            return
+        self._queue.append(frame)
+        self._wake.set()
+
+    def emit(self, event: str, data: Any) -> None:
+        """Send an event to this socket only."""
+        self.push(wire.event_frame(event, data))
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    await self._send(self._queue.popleft())
+                if self._close_code is not None:
+                    await self._close(self._close_code)
+                    return
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # the transport went away; the disconnect path cleans up
+            log.debug("writer of %s stopped", self.sid, exc_info=True)
+
+    def allow_frame(self) -> bool:
+        """Token bucket: False when the client sends faster than FRAME_RATE allows."""
+        now = time.monotonic()
+        self._tokens = min(
+            float(settings.FRAME_BURST),
+            self._tokens + (now - self._tokens_at) * settings.FRAME_RATE,
+        )
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def call(self, event: str, data: Any, *, timeout: float | None = None) -> Any:
+        """Send a server call to this socket and wait for its reply."""
+        if self.closed:
+            raise EventError(DISCONNECTED, "session is disconnected")
+        call_id = next(self._call_ids)
+        future = asyncio.get_running_loop().create_future()
+        self._calls[call_id] = future
+        self.push(wire.call_frame(event, data, call_id))
+        try:
+            return await asyncio.wait_for(future, timeout or settings.CALL_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise EventError(TIMEOUT, f"no reply to {event} in time") from None
+        finally:
+            self._calls.pop(call_id, None)
+
+    def resolve_reply(self, reply: wire.Reply) -> bool:
+        """Hand a client's reply to the waiting call; False if no call waits for it."""
+        future = self._calls.get(reply.call_id)
+        if future is None or future.done():
+            return False
+        if reply.error is not None:
+            code = reply.error.get("code")
+            message = str(reply.error.get("message", ""))[:500]
+            future.set_exception(RemoteError(code, message))
+        else:
+            future.set_result(reply.data)
+        return True
+
+    async def close(self, code: int) -> None:
+        """Close the socket after the frames already queued (e.g. the error explaining
+        why); the consumer's disconnect path then cleans up."""
+        if self.closed:
+            return
+        self.closed = True
+        self._close_code = code
+        if self._writer is None or self._writer.done():
+            await self._close(code)
+            return
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer), CLOSE_DRAIN_SECONDS)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            await self._close(code)
+
+    def shutdown(self) -> None:
+        """Stop the writer and fail pending calls; called once on disconnect."""
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+        for future in self._calls.values():
+            if not future.done():
+                future.set_exception(EventError(DISCONNECTED, "session disconnected"))
+        self._calls.clear()
+
+
+class RemoteError(Exception):
+    """The client answered a server call with an error object."""
+
+    def __init__(self, code: Any, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

@@ -1,0 +1,249 @@
+"""Django settings, all driven by environment variables (see README, Configuration).
+
+With no variables set this is the embedded default: SQLite, the in-memory channel
+layer and in-process shared state, so `scripts/serve.sh` needs nothing installed.
+"""
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Read a string setting from the environment."""
+    return os.environ.get(name, default).strip()
+
+
+def env_int(name: str, default: int) -> int:
+    """Read an integer setting from the environment."""
+    raw = env_str(name)
+    return int(raw) if raw else default
+
+
+def env_float(name: str, default: float) -> float:
+    """Read a float setting from the environment."""
+    raw = env_str(name)
+    return float(raw) if raw else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean setting (1/true/yes/on) from the environment."""
+    raw = env_str(name).lower()
+    return raw in {"1", "true", "yes", "on"} if raw else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """Read a comma-separated list from the environment."""
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+
+# A random key per process would invalidate every token on restart and differ between
+# instances, so a fleet must set SECRET_KEY; the embedded default keeps one on disk.
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    _key_file = BASE_DIR / ".secret_key"
+    if not _key_file.exists():
+        _key_file.write_text(secrets.token_urlsafe(50))
+        _key_file.chmod(0o600)
+    SECRET_KEY = _key_file.read_text().strip()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*")
+# Origins allowed to open the WebSocket besides the server's own host; "*" allows any.
+ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS")
+CSRF_TRUSTED_ORIGINS = [o for o in ALLOWED_ORIGINS if o != "*"]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "realtime",
+    "chats",
+    "channels_app",
+    "notes",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "realtime.urls"
+ASGI_APPLICATION = "realtime.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            # Several server processes may share the file in tests; wait, don't fail.
+            "OPTIONS": {"timeout": 20},
+        }
+    }
+# Cross-process tests need a test database other processes can open: a file, not
+# SQLite's default in-memory test database.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+
+AUTH_USER_MODEL = "realtime.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Redis: channel layer and shared state -------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+# "host:port,host:port" of Sentinels; with REDIS_SENTINEL_MASTER, used instead of
+# REDIS_URL's host (REDIS_URL may still carry password and db number).
+REDIS_SENTINELS = [
+    (h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in env_list("REDIS_SENTINELS")
+]
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "mymaster")
+# Namespaces every key this service writes, so several deployments share one Redis.
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "rt")
+REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS)
+
+
+# Messages for one instance queue on one channel, so it needs far more room than the
+# per-socket default of 100; past this, channels-redis drops the oldest (ChannelFull).
+LAYER_CAPACITY = env_int("LAYER_CAPACITY", 10_000)
+# Group memberships are refreshed by each instance at a quarter of this.
+LAYER_GROUP_EXPIRY = env_int("LAYER_GROUP_EXPIRY", 86_400)
+# channels-redis blocks 5 s in BZPOPMIN per receive; redis-py 8 also defaults to a 5 s
+# socket timeout, so idle receives would fail at the socket (and a message popped in
+# that instant would be lost). Reads on layer connections get this long instead.
+LAYER_SOCKET_TIMEOUT = env_float("LAYER_SOCKET_TIMEOUT", 30.0)
+
+
+def redis_channel_layer(*, url: str, sentinels: list, master: str, prefix: str) -> dict:
+    """The CHANNEL_LAYERS entry for channels-redis (used by tests with their prefix)."""
+    host: dict = {"socket_timeout": LAYER_SOCKET_TIMEOUT, "socket_connect_timeout": 5}
+    if sentinels:
+        host.update({"sentinels": sentinels, "master_name": master})
+        if url:
+            from urllib.parse import urlparse
+
+            parsed = urlparse(url)
+            if parsed.password:
+                host["password"] = parsed.password
+            if parsed.path.strip("/"):
+                host["db"] = int(parsed.path.strip("/"))
+    else:
+        host["address"] = url
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [host],
+            "prefix": f"{prefix}:asgi",
+            "capacity": LAYER_CAPACITY,
+            "group_expiry": LAYER_GROUP_EXPIRY,
+        },
+    }
+
+
+if REDIS_ENABLED:
+    CHANNEL_LAYERS = {
+        "default": redis_channel_layer(
+            url=REDIS_URL,
+            sentinels=REDIS_SENTINELS,
+            master=REDIS_SENTINEL_MASTER,
+            prefix=REDIS_KEY_PREFIX,
+        )
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": LAYER_CAPACITY, "group_expiry": LAYER_GROUP_EXPIRY},
+        }
+    }
+
+# --- Real-time protocol limits and timings -------------------------------------------
+# Frames above this close the socket with 1009; big enough for a pasted document.
+MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 1024 * 1024)
+# An unauthenticated socket holds memory and a file descriptor; it gets this long.
+AUTH_TIMEOUT = env_float("AUTH_TIMEOUT", 10.0)
+# Liveness key TTL of an instance; its sessions vanish within 2x this after a crash.
+INSTANCE_TTL = env_float("INSTANCE_TTL", 15.0)
+# Online-user changes are broadcast at most this often, fleet-wide.
+PRESENCE_INTERVAL = env_float("PRESENCE_INTERVAL", 1.0)
+# heartbeat writes last_active_at at most this often per user (seconds).
+ACTIVE_WRITE_INTERVAL = env_float("ACTIVE_WRITE_INTERVAL", 60.0)
+# Frames waiting for a slow client; past this it is closed (1013) rather than letting
+# one reader grow the server's memory without bound.
+OUTBOUND_QUEUE_MAX = env_int("OUTBOUND_QUEUE_MAX", 4096)
+# Default wait for a client's reply to a server call (seconds).
+CALL_TIMEOUT = env_float("CALL_TIMEOUT", 30.0)
+# Token bucket per socket: sustained frames per second and burst size.
+FRAME_RATE = env_float("FRAME_RATE", 100.0)
+FRAME_BURST = env_int("FRAME_BURST", 200)
+
+# --- REST and JWT ----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "realtime.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    # Tokens carry a fingerprint of the password hash: a password change revokes them.
+    "CHECK_REVOKE_TOKEN": True,
+    "SIGNING_KEY": env_str("JWT_SIGNING_KEY") or SECRET_KEY,
+}
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Access logs of daphne/uvicorn would print URLs; we never put tokens in URLs.
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

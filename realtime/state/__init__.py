@@ -1,0 +1,47 @@
+"""The state store chosen by settings: Redis when configured, else this process's memory."""
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from realtime.state.base import ReapedInstance, RemovedSession, SessionRecord, StateStore
+from realtime.state.memory import MemoryState
+from realtime.state.redis import RedisState
+
+__all__ = [
+    "MemoryState",
+    "ReapedInstance",
+    "RedisState",
+    "RemovedSession",
+    "SessionRecord",
+    "StateStore",
+    "get_state",
+]
+
+_store: StateStore | None = None
+_SETTINGS = {"REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_KEY_PREFIX"}
+
+
+def get_state() -> StateStore:
+    """The process-wide state store."""
+    global _store
+    if _store is None:
+        if settings.REDIS_URL or settings.REDIS_SENTINELS:
+            _store = RedisState(
+                url=settings.REDIS_URL,
+                sentinels=settings.REDIS_SENTINELS,
+                sentinel_master=settings.REDIS_SENTINEL_MASTER,
+                prefix=settings.REDIS_KEY_PREFIX,
+            )
+        else:
+            _store = MemoryState()
+    return _store
+
+
+def reset_state(**kwargs) -> None:
+    """Forget the store so the next get_state() follows changed settings."""
+    global _store
+    if kwargs.get("setting") in (None, *_SETTINGS):
+        _store = None
+
+
+setting_changed.connect(reset_state)

@@ -1,0 +1,95 @@
+"""What every state store answers: sessions, rooms, presence and instance liveness.
+
+The memory store serves one process (the embedded default); the Redis store is shared
+by every instance of a fleet. Both implement the same semantics, tested side by side.
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """A live socket as the fleet knows it."""
+
+    sid: str
+    user_id: int
+    instance_id: str
+    channel: str
+    connected_at: float
+
+
+@dataclass(slots=True)
+class RemovedSession:
+    """What removing a session changed."""
+
+    sid: str
+    user_id: int
+    went_offline: bool
+    rooms: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ReapedInstance:
+    """An instance whose liveness key expired, and the sessions removed with it."""
+
+    instance_id: str
+    channel: str
+    rooms: list[str]
+    sessions: int
+    went_offline: list[int]
+
+
+class StateStore(Protocol):
+    """Shared state of the real-time layer."""
+
+    async def session_add(
+        self, *, sid: str, user_id: int, instance_id: str, channel: str
+    ) -> bool:
+        """Record a session; True when its user just came online."""
+
+    async def session_remove(self, *, sid: str) -> RemovedSession | None:
+        """Forget a session and its room memberships; None if it was not known."""
+
+    async def session_get(self, *, sid: str) -> SessionRecord | None:
+        """The record of one session."""
+
+    async def room_join(self, *, room: str, sid: str) -> bool:
+        """Put a known session in a room; True if it was not there yet."""
+
+    async def room_leave(self, *, room: str, sid: str) -> bool:
+        """Take a session out of a room; True if it was there."""
+
+    async def room_sessions(self, *, room: str) -> set[str]:
+        """The sessions in a room, on every instance."""
+
+    async def room_user_ids(self, *, room: str) -> set[int]:
+        """The users with at least one session in a room."""
+
+    async def session_rooms(self, *, sid: str) -> set[str]:
+        """The rooms a session is in."""
+
+    async def user_sessions(self, *, user_id: int) -> set[str]:
+        """The live sessions of a user, on every instance."""
+
+    async def online_user_ids(self) -> set[int]:
+        """Users with at least one live session anywhere."""
+
+    async def instance_refresh(self, *, instance_id: str, channel: str, ttl: float) -> bool:
+        """Renew an instance's liveness; False if it had lapsed (re-register then)."""
+
+    async def instance_remove(self, *, instance_id: str) -> ReapedInstance | None:
+        """Remove an instance and all its sessions now (graceful shutdown)."""
+
+    async def reap_dead_instances(self) -> list[ReapedInstance]:
+        """Remove the sessions of every instance whose liveness lapsed."""
+
+    async def throttle(self, *, key: str, seconds: float) -> bool:
+        """True at most once per `seconds` per key, fleet-wide."""
+
+    async def presence_claim(self, *, interval: float) -> bool:
+        """True if online users changed since the last broadcast and this caller may
+        broadcast now (at most once per `interval`, fleet-wide)."""
+
+    async def close(self) -> None:
+        """Release connections held for the current event loop."""

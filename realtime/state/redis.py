@@ -1,0 +1,292 @@
+"""Shared state in Redis, for a fleet of instances.
+
+Keys (all under REDIS_KEY_PREFIX, written `p:` here):
+    p:s:{sid}            hash  user_id, instance, channel, connected_at
+    p:s:{sid}:rooms      set   rooms of the session
+    p:r:{room}           set   sessions in the room
+    p:ru:{room}          hash  user_id -> sessions of that user in the room
+    p:u:{uid}            set   sessions of the user
+    p:online             set   users with a session
+    p:instances          hash  instance id -> its channel-layer channel
+    p:i:{iid}:alive      string with a TTL, renewed by the live instance
+    p:i:{iid}:sessions   set   sessions held by the instance
+    p:presence:*         version counter, last broadcast version, broadcast lock
+    p:throttle:{key}     string with a TTL
+
+Multi-key changes run as Lua scripts so that a session is added, removed or reaped
+atomically: two instances reaping the same dead instance, or a user connecting on one
+instance while leaving another, cannot leave presence wrong. Scripts build key names
+from the prefix, so Redis Cluster is not supported (Sentinel is).
+"""
+
+import asyncio
+import time
+import weakref
+from urllib.parse import urlparse
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
+
+from realtime.state.base import ReapedInstance, RemovedSession, SessionRecord
+
+# Shared by the remove and reap scripts: drop one session, report what changed.
+_REMOVE_FN = """
+local function remove_session(p, sid)
+  local skey = p .. ':s:' .. sid
+  local uid = redis.call('HGET', skey, 'user_id')
+  if not uid then return nil end
+  local inst = redis.call('HGET', skey, 'instance')
+  local rooms = redis.call('SMEMBERS', skey .. ':rooms')
+  for _, room in ipairs(rooms) do
+    redis.call('SREM', p .. ':r:' .. room, sid)
+    local ru = p .. ':ru:' .. room
+    if redis.call('HINCRBY', ru, uid, -1) <= 0 then redis.call('HDEL', ru, uid) end
+  end
+  redis.call('DEL', skey, skey .. ':rooms')
+  redis.call('SREM', p .. ':i:' .. inst .. ':sessions', sid)
+  local ukey = p .. ':u:' .. uid
+  redis.call('SREM', ukey, sid)
+  local offline = 0
+  if redis.call('SCARD', ukey) == 0 then
+    redis.call('SREM', p .. ':online', uid)
+    redis.call('INCR', p .. ':presence:version')
+    offline = 1
+  end
+  return {uid, offline, rooms}
+end
+"""
+
+_ADD = """
+local p, sid, uid, iid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+redis.call('HSET', p .. ':s:' .. sid, 'user_id', uid, 'instance', iid,
+           'channel', ARGV[5], 'connected_at', ARGV[6])
+redis.call('SADD', p .. ':i:' .. iid .. ':sessions', sid)
+redis.call('SADD', p .. ':u:' .. uid, sid)
+local online = redis.call('SADD', p .. ':online', uid)
+if online == 1 then redis.call('INCR', p .. ':presence:version') end
+return online
+"""
+
+_REMOVE = _REMOVE_FN + """
+return remove_session(ARGV[1], ARGV[2])
+"""
+
+_JOIN = """
+local p, room, sid = ARGV[1], ARGV[2], ARGV[3]
+local uid = redis.call('HGET', p .. ':s:' .. sid, 'user_id')
+if not uid then return 0 end
+if redis.call('SADD', p .. ':r:' .. room, sid) == 0 then return 0 end
+redis.call('SADD', p .. ':s:' .. sid .. ':rooms', room)
+redis.call('HINCRBY', p .. ':ru:' .. room, uid, 1)
+return 1
+"""
+
+_LEAVE = """
+local p, room, sid = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('SREM', p .. ':r:' .. room, sid) == 0 then return 0 end
+redis.call('SREM', p .. ':s:' .. sid .. ':rooms', room)
+local uid = redis.call('HGET', p .. ':s:' .. sid, 'user_id')
+if uid then
+  local ru = p .. ':ru:' .. room
+  if redis.call('HINCRBY', ru, uid, -1) <= 0 then redis.call('HDEL', ru, uid) end
+end
+return 1
+"""
+
+# ARGV[3] = '1' to reap only if the liveness key is gone; '0' to remove regardless.
+_REAP = _REMOVE_FN + """
+local p, iid = ARGV[1], ARGV[2]
+if ARGV[3] == '1' and redis.call('EXISTS', p .. ':i:' .. iid .. ':alive') == 1 then
+  return nil
+end
+local channel = redis.call('HGET', p .. ':instances', iid) or ''
+local sids = redis.call('SMEMBERS', p .. ':i:' .. iid .. ':sessions')
+local rooms, offline, seen = {}, {}, {}
+for _, sid in ipairs(sids) do
+  local r = remove_session(p, sid)
+  if r then
+    if r[2] == 1 then table.insert(offline, r[1]) end
+    for _, room in ipairs(r[3]) do
+      if not seen[room] then seen[room] = true; table.insert(rooms, room) end
+    end
+  end
+end
+redis.call('DEL', p .. ':i:' .. iid .. ':sessions')
+redis.call('HDEL', p .. ':instances', iid)
+return {channel, #sids, offline, rooms}
+"""
+
+# Broadcast presence only if it changed and nobody broadcast within the interval.
+_PRESENCE_CLAIM = """
+local p = ARGV[1]
+local version = tonumber(redis.call('GET', p .. ':presence:version') or '0')
+local sent = tonumber(redis.call('GET', p .. ':presence:sent') or '0')
+if version == sent then return 0 end
+if not redis.call('SET', p .. ':presence:lock', '1', 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('SET', p .. ':presence:sent', version)
+return 1
+"""
+
+
+class RedisState:
+    """The StateStore of a fleet, in one Redis (or a Sentinel-managed master)."""
+
+    def __init__(
+        self,
+        *,
+        url: str = "",
+        sentinels: list[tuple[str, int]] | None = None,
+        sentinel_master: str = "mymaster",
+        prefix: str = "rt",
+    ) -> None:
+        self.url = url
+        self.sentinels = sentinels or []
+        self.sentinel_master = sentinel_master
+        self.p = prefix
+        # redis.asyncio connections belong to the loop that opened them; sync callers
+        # (async_to_sync in management commands, tests) run their own loops.
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._scripts: dict[str, object] = {}
+
+    def client(self) -> aioredis.Redis:
+        """The client for the running event loop."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._new_client()
+            self._clients[loop] = client
+        return client
+
+    def _new_client(self) -> aioredis.Redis:
+        opts = {"decode_responses": True, "health_check_interval": 30}
+        if self.sentinels:
+            parsed = urlparse(self.url) if self.url else None
+            if parsed and parsed.password:
+                opts["password"] = parsed.password
+            if parsed and parsed.path.strip("/"):
+                opts["db"] = int(parsed.path.strip("/"))
+            return Sentinel(self.sentinels).master_for(self.sentinel_master, **opts)
+        return aioredis.Redis.from_url(self.url, **opts)
+
+    async def _run(self, name: str, source: str, *args) -> object:
+        client = self.client()
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = client.register_script(source)
+        return await script(keys=[], args=[self.p, *args], client=client)
+
+    async def session_add(
+        self, *, sid: str, user_id: int, instance_id: str, channel: str
+    ) -> bool:
+        """Record a session; True when its user just came online."""
+        added = await self._run("add", _ADD, sid, user_id, instance_id, channel, time.time())
+        return added == 1
+
+    async def session_remove(self, *, sid: str) -> RemovedSession | None:
+        """Forget a session and its room memberships."""
+        result = await self._run("remove", _REMOVE, sid)
+        if not result:
+            return None
+        uid, offline, rooms = result
+        return RemovedSession(sid, int(uid), offline == 1, sorted(rooms))
+
+    async def session_get(self, *, sid: str) -> SessionRecord | None:
+        """The record of one session."""
+        data = await self.client().hgetall(f"{self.p}:s:{sid}")
+        if not data:
+            return None
+        return SessionRecord(
+            sid=sid,
+            user_id=int(data["user_id"]),
+            instance_id=data["instance"],
+            channel=data["channel"],
+            connected_at=float(data["connected_at"]),
+        )
+
+    async def room_join(self, *, room: str, sid: str) -> bool:
+        """Put a known session in a room."""
+        return await self._run("join", _JOIN, room, sid) == 1
+
+    async def room_leave(self, *, room: str, sid: str) -> bool:
+        """Take a session out of a room."""
+        return await self._run("leave", _LEAVE, room, sid) == 1
+
+    async def room_sessions(self, *, room: str) -> set[str]:
+        """The sessions in a room, on every instance."""
+        return set(await self.client().smembers(f"{self.p}:r:{room}"))
+
+    async def room_user_ids(self, *, room: str) -> set[int]:
+        """The users with a session in a room."""
+        return {int(uid) for uid in await self.client().hkeys(f"{self.p}:ru:{room}")}
+
+    async def session_rooms(self, *, sid: str) -> set[str]:
+        """The rooms a session is in."""
+        return set(await self.client().smembers(f"{self.p}:s:{sid}:rooms"))
+
+    async def user_sessions(self, *, user_id: int) -> set[str]:
+        """The live sessions of a user, on every instance."""
+        return set(await self.client().smembers(f"{self.p}:u:{user_id}"))
+
+    async def online_user_ids(self) -> set[int]:
+        """Users with at least one live session anywhere."""
+        return {int(uid) for uid in await self.client().smembers(f"{self.p}:online")}
+
+    async def instance_refresh(self, *, instance_id: str, channel: str, ttl: float) -> bool:
+        """Renew the liveness key; False if it had lapsed (or Redis lost it)."""
+        pipe = self.client().pipeline(transaction=True)
+        pipe.set(f"{self.p}:i:{instance_id}:alive", "1", px=int(ttl * 1000), get=True)
+        pipe.hset(f"{self.p}:instances", instance_id, channel)
+        previous, _ = await pipe.execute()
+        return previous is not None
+
+    async def instance_remove(self, *, instance_id: str) -> ReapedInstance | None:
+        """Remove an instance and all its sessions now."""
+        await self.client().delete(f"{self.p}:i:{instance_id}:alive")
+        return await self._reap(instance_id, only_if_dead=False)
+
+    async def reap_dead_instances(self) -> list[ReapedInstance]:
+        """Remove the sessions of every instance whose liveness key expired."""
+        client = self.client()
+        instances = await client.hkeys(f"{self.p}:instances")
+        if not instances:
+            return []
+        pipe = client.pipeline(transaction=False)
+        for iid in instances:
+            pipe.exists(f"{self.p}:i:{iid}:alive")
+        alive = await pipe.execute()
+        reaped = []
+        for iid, is_alive in zip(instances, alive):
+            if not is_alive:
+                result = await self._reap(iid, only_if_dead=True)
+                if result is not None:
+                    reaped.append(result)
+        return reaped
+
+    async def _reap(self, instance_id: str, *, only_if_dead: bool) -> ReapedInstance | None:
+        result = await self._run("reap", _REAP, instance_id, "1" if only_if_dead else "0")
+        if not result:
+            return None
+        channel, count, offline, rooms = result
+        return ReapedInstance(instance_id, channel, sorted(rooms), int(count), [int(u) for u in offline])
+
+    async def throttle(self, *, key: str, seconds: float) -> bool:
+        """True at most once per `seconds` per key, fleet-wide."""
+        ok = await self.client().set(f"{self.p}:throttle:{key}", "1", nx=True, px=int(seconds * 1000))
+        return bool(ok)
+
+    async def presence_claim(self, *, interval: float) -> bool:
+        """True if presence changed since the last broadcast and this caller won the slot."""
+        return await self._run("presence", _PRESENCE_CLAIM, int(interval * 1000)) == 1
+
+    async def flush(self) -> None:
+        """Delete every key under the prefix (tests and `realtime_cleanup --all`)."""
+        client = self.client()
+        async for key in client.scan_iter(match=f"{self.p}:*", count=500):
+            await client.delete(key)
+
+    async def close(self) -> None:
+        """Close the client of the running loop."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()

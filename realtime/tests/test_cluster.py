@@ -1,0 +1,221 @@
+"""Two real server processes sharing the real Redis, with real WebSocket clients."""
+
+import asyncio
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websockets
+from channels.db import database_sync_to_async
+from django.db import connection
+
+from conftest import REDIS_TEST_URL, token_for
+from realtime import emit
+from realtime.launcher import ServerProcess, free_port
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+INSTANCE_TTL = 2.0
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def database_env() -> dict[str, str]:
+    """Point server processes at the test database this process uses."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return {"SQLITE_PATH": s["NAME"], "DATABASE_URL": ""}
+    host, port = s.get("HOST") or "127.0.0.1", s.get("PORT") or 5432
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return {"DATABASE_URL": f"postgres://{auth}@{host}:{port}/{s['NAME']}"}
+
+
+@pytest.fixture
+def cluster(redis_settings, redis_prefix, settings, request):
+    """Two daphne instances on the test database and the real Redis."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    env = {
+        "REDIS_URL": REDIS_TEST_URL,
+        "REDIS_KEY_PREFIX": redis_prefix,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "INSTANCE_TTL": str(INSTANCE_TTL),
+        "PRESENCE_INTERVAL": "0.5",
+        **database_env(),
+    }
+    servers = []
+    try:
+        for i in (1, 2):
+            log = ARTIFACTS / f"{request.node.name}-instance{i}.log"
+            log.unlink(missing_ok=True)
+            servers.append(ServerProcess(port=free_port(), env=env, log_path=log).start())
+        yield servers
+    finally:
+        for server in servers:
+            server.terminate()
+
+
+class WsClient:
+    """A real WebSocket client speaking the protocol."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.next_ack = 1
+        self.sid = None
+
+    @classmethod
+    async def open(cls, url: str, user, *, join: bool = False) -> "WsClient":
+        client = cls(await websockets.connect(url))
+        hello = await client.call("connect", {"token": token_for(user)}, ack=0)
+        client.sid = hello["data"]["sid"]
+        if join:
+            await client.call("user-join", {})
+        return client
+
+    async def call(self, event, data=None, *, ack=None, timeout=5) -> dict:
+        if ack is None:
+            ack, self.next_ack = self.next_ack, self.next_ack + 1
+        await self.conn.send(json.dumps({"event": event, "data": data, "ack": ack}))
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
+            if frame.get("ack") == ack:
+                return frame
+
+    async def event(self, name, timeout=5) -> dict:
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
+            if frame.get("event") == name:
+                return frame["data"]
+
+    async def closed_code(self, timeout=5) -> int:
+        try:
+            while True:
+                await asyncio.wait_for(self.conn.recv(), timeout)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+def http_post(url: str, body: dict, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
+
+
+@pytest.fixture
+async def people(make_user):
+    make = database_sync_to_async(make_user)
+    return {
+        "alice": await make("alice"),
+        "bob": await make("bob"),
+        "admin": await make("admin", role="admin"),
+    }
+
+
+async def test_user_on_one_instance_sees_user_on_the_other_online(cluster, people):
+    one, two = cluster
+    alice = await WsClient.open(one.ws, people["alice"], join=True)
+    bob = await WsClient.open(two.ws, people["bob"])
+    try:
+        ids = (await alice.call("user-list"))["data"]["user_ids"]
+        assert ids == sorted([people["alice"].id, people["bob"].id])
+        # The coalesced presence broadcast reaches alice with bob in it.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if people["bob"].id in (await alice.event("user-list"))["user_ids"]:
+                break
+        else:
+            pytest.fail("no presence broadcast with bob")
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_room_emit_from_server_code_on_one_reaches_session_on_the_other(cluster, people):
+    one, two = cluster
+    bob = await WsClient.open(two.ws, people["bob"])
+    admin_token = token_for(people["admin"])
+    try:
+        status, body = http_post(
+            f"{one.http}/api/realtime/emit/",
+            {"user_id": people["bob"].id, "event": "hello", "data": {"from": "one"}},
+            admin_token,
+        )
+        assert (status, body) == (202, {"sent": True})
+        assert await bob.event("hello") == {"from": "one"}
+        # Entering a room for a user on another instance, then emitting to the room.
+        await emit.room_enter_for_users(room="channel:42", user_ids=[people["bob"].id])
+        await _until_async(lambda: emit.room_user_ids(room="channel:42"), [people["bob"].id])
+        status, _ = http_post(
+            f"{one.http}/api/realtime/emit/",
+            {"room": "channel:42", "event": "events:channel", "data": {"x": 1}},
+            admin_token,
+        )
+        assert status == 202
+        assert await bob.event("events:channel") == {"x": 1}
+        # And to one session by its id.
+        status, _ = http_post(
+            f"{one.http}/api/realtime/emit/",
+            {"sid": bob.sid, "event": "direct", "data": 3},
+            admin_token,
+        )
+        assert status == 202
+        assert await bob.event("direct") == 3
+    finally:
+        await bob.close()
+
+
+async def test_killed_instance_leaves_presence_within_two_ttls(cluster, people):
+    one, two = cluster
+    alice = await WsClient.open(one.ws, people["alice"])
+    bob = await WsClient.open(two.ws, people["bob"])
+    await bob.call("user-join", {})
+    assert people["bob"].id in (await alice.call("user-list"))["data"]["user_ids"]
+    killed_at = time.monotonic()
+    two.kill()
+    try:
+        while people["bob"].id in (await alice.call("user-list"))["data"]["user_ids"]:
+            assert time.monotonic() - killed_at <= 2 * INSTANCE_TTL, "bob still online"
+            await asyncio.sleep(0.1)
+        elapsed = time.monotonic() - killed_at
+        assert elapsed <= 2 * INSTANCE_TTL
+        assert await emit.room_sessions(room=f"user:{people['bob'].id}") == []
+        assert await emit.room_sessions(room="presence") == []
+    finally:
+        await alice.close()
+
+
+async def test_deactivating_a_user_closes_their_sockets_on_both_instances(cluster, people):
+    one, two = cluster
+    on_one = await WsClient.open(one.ws, people["alice"])
+    on_two = await WsClient.open(two.ws, people["alice"])
+    bob = await WsClient.open(two.ws, people["bob"])
+
+    def deactivate():
+        user = people["alice"]
+        user.is_active = False
+        user.save()
+
+    start = time.monotonic()
+    await database_sync_to_async(deactivate)()
+    codes = await asyncio.gather(on_one.closed_code(), on_two.closed_code())
+    assert codes == [4401, 4401]
+    assert time.monotonic() - start < 1.0
+    assert (await bob.call("user-list"))["data"]["user_ids"] == [people["bob"].id]
+    await bob.close()
+
+
+async def _until_async(fetch, expected, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while (value := await fetch()) != expected:
+        assert time.monotonic() < deadline, value
+        await asyncio.sleep(0.05)

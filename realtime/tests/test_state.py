@@ -1,0 +1,122 @@
+"""The two state stores keep the same semantics (memory: one process; Redis: a fleet)."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from conftest import REDIS_TEST_URL
+from realtime.state import MemoryState, RedisState
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def store(request):
+    if request.param == "memory":
+        yield MemoryState()
+        return
+    redis_store = RedisState(url=REDIS_TEST_URL, prefix=f"rt-test-{uuid.uuid4().hex[:10]}")
+    yield redis_store
+    await redis_store.flush()
+    await redis_store.close()
+
+
+async def test_first_session_brings_user_online_and_last_takes_them_off(store):
+    assert await store.session_add(sid="s1", user_id=1, instance_id="i1", channel="c1") is True
+    assert await store.session_add(sid="s2", user_id=1, instance_id="i2", channel="c2") is False
+    assert await store.online_user_ids() == {1}
+    assert await store.user_sessions(user_id=1) == {"s1", "s2"}
+    removed = await store.session_remove(sid="s1")
+    assert (removed.user_id, removed.went_offline) == (1, False)
+    removed = await store.session_remove(sid="s2")
+    assert removed.went_offline is True
+    assert await store.online_user_ids() == set()
+    assert await store.session_remove(sid="s2") is None
+
+
+async def test_session_record(store):
+    await store.session_add(sid="s1", user_id=7, instance_id="i1", channel="chan!x")
+    record = await store.session_get(sid="s1")
+    assert (record.user_id, record.instance_id, record.channel) == (7, "i1", "chan!x")
+    assert record.connected_at > 0
+    assert await store.session_get(sid="nope") is None
+
+
+async def test_rooms_track_sessions_and_users(store):
+    await store.session_add(sid="a1", user_id=1, instance_id="i1", channel="c")
+    await store.session_add(sid="a2", user_id=1, instance_id="i1", channel="c")
+    await store.session_add(sid="b1", user_id=2, instance_id="i2", channel="c")
+    assert await store.room_join(room="channel:9", sid="a1") is True
+    assert await store.room_join(room="channel:9", sid="a1") is False
+    await store.room_join(room="channel:9", sid="a2")
+    await store.room_join(room="channel:9", sid="b1")
+    assert await store.room_sessions(room="channel:9") == {"a1", "a2", "b1"}
+    assert await store.room_user_ids(room="channel:9") == {1, 2}
+    assert await store.session_rooms(sid="a1") == {"channel:9"}
+    assert await store.room_leave(room="channel:9", sid="a1") is True
+    assert await store.room_leave(room="channel:9", sid="a1") is False
+    assert await store.room_user_ids(room="channel:9") == {1, 2}  # a2 still there
+    removed = await store.session_remove(sid="a2")
+    assert removed.rooms == ["channel:9"]
+    assert await store.room_user_ids(room="channel:9") == {2}
+    assert await store.room_sessions(room="channel:9") == {"b1"}
+
+
+async def test_unknown_session_cannot_join(store):
+    assert await store.room_join(room="r", sid="ghost") is False
+    assert await store.room_sessions(room="r") == set()
+
+
+async def test_throttle(store):
+    assert await store.throttle(key="k", seconds=0.2) is True
+    assert await store.throttle(key="k", seconds=0.2) is False
+    assert await store.throttle(key="other", seconds=0.2) is True
+    await asyncio.sleep(0.25)
+    assert await store.throttle(key="k", seconds=0.2) is True
+
+
+async def test_presence_claim_once_per_change_and_interval(store):
+    assert await store.presence_claim(interval=0.2) is False  # nothing changed
+    await store.session_add(sid="s1", user_id=1, instance_id="i", channel="c")
+    assert await store.presence_claim(interval=0.2) is True
+    assert await store.presence_claim(interval=0.2) is False  # already broadcast
+    await store.session_add(sid="s2", user_id=2, instance_id="i", channel="c")
+    assert await store.presence_claim(interval=0.2) is False  # within the interval
+    await asyncio.sleep(0.25)
+    assert await store.presence_claim(interval=0.2) is True
+
+
+async def test_instance_remove_takes_all_its_sessions(store):
+    await store.session_add(sid="a", user_id=1, instance_id="i1", channel="c1")
+    await store.session_add(sid="b", user_id=2, instance_id="i1", channel="c1")
+    await store.session_add(sid="c", user_id=2, instance_id="i2", channel="c2")
+    await store.room_join(room="r", sid="a")
+    reaped = await store.instance_remove(instance_id="i1")
+    assert (reaped.sessions, reaped.went_offline, reaped.rooms) == (2, [1], ["r"])
+    assert await store.online_user_ids() == {2}
+    assert await store.room_sessions(room="r") == set()
+
+
+@pytest.mark.redis
+async def test_redis_reaps_instances_whose_liveness_lapsed():
+    store = RedisState(url=REDIS_TEST_URL, prefix=f"rt-test-{uuid.uuid4().hex[:10]}")
+    try:
+        assert await store.instance_refresh(instance_id="dead", channel="cd", ttl=0.2) is False
+        assert await store.instance_refresh(instance_id="live", channel="cl", ttl=5) is False
+        assert await store.instance_refresh(instance_id="live", channel="cl", ttl=5) is True
+        await store.session_add(sid="d1", user_id=1, instance_id="dead", channel="cd")
+        await store.session_add(sid="l1", user_id=2, instance_id="live", channel="cl")
+        await store.room_join(room="doc_1", sid="d1")
+        assert await store.reap_dead_instances() == []  # not expired yet
+        await asyncio.sleep(0.3)
+        reaped = await store.reap_dead_instances()
+        assert [(r.instance_id, r.channel, r.rooms, r.went_offline) for r in reaped] == [
+            ("dead", "cd", ["doc_1"], [1])
+        ]
+        assert await store.online_user_ids() == {2}
+        assert await store.room_sessions(room="doc_1") == set()
+        assert await store.reap_dead_instances() == []
+        # A lapsed instance learns it on its next refresh and can re-register.
+        assert await store.instance_refresh(instance_id="dead", channel="cd", ttl=5) is False
+    finally:
+        await store.flush()
+        await store.close()
