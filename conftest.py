@@ -4,6 +4,10 @@ import os
 import socket
 import uuid
 
+# Threads of database_sync_to_async would otherwise keep connections open past the
+# test run, and PostgreSQL refuses to drop a test database that is still in use.
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
+
 import pytest
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
@@ -25,7 +29,9 @@ def redis_available() -> bool:
 
     parsed = urlparse(REDIS_TEST_URL)
     try:
-        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1):
+        with socket.create_connection(
+            (parsed.hostname, parsed.port or 6379), timeout=1
+        ):
             return True
     except OSError:
         return False
@@ -36,7 +42,9 @@ def pytest_collection_modifyitems(config, items):
     if redis_available():
         return
     if REQUIRE_SERVICES:
-        raise pytest.UsageError(f"REQUIRE_SERVICES=1 but Redis at {REDIS_TEST_URL} is down")
+        raise pytest.UsageError(
+            f"REQUIRE_SERVICES=1 but Redis at {REDIS_TEST_URL} is down"
+        )
     skip = pytest.mark.skip(reason=f"no Redis at {REDIS_TEST_URL}")
     for item in items:
         if "redis" in item.keywords or "cluster" in item.keywords:
@@ -173,17 +181,21 @@ class Client:
 
 @pytest.fixture
 async def ws():
-    """Open clients: `client = await ws(user)` connects and authenticates (None: raw)."""
+    """Open clients: `await ws(user)` connects and authenticates; `ws()` is raw."""
     from realtime.asgi import application
 
     clients: list[Client] = []
 
     async def open_client(user=None, *, headers=None, join=False) -> Client:
-        client = Client(WebsocketCommunicator(application, "/ws/", headers=headers or []))
+        client = Client(
+            WebsocketCommunicator(application, "/ws/", headers=headers or [])
+        )
         clients.append(client)
         await client.open()
         if user is not None:
-            await client.send({"event": "connect", "data": {"token": token_for(user)}, "ack": 0})
+            await client.send(
+                {"event": "connect", "data": {"token": token_for(user)}, "ack": 0}
+            )
             frame = await client.recv()
             assert "data" in frame, frame
             client.sid = frame["data"]["sid"]

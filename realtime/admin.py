@@ -10,4 +10,6 @@ class RealtimeUserAdmin(UserAdmin):
 
     list_display = ("username", "name", "role", "is_active", "last_active_at")
     list_filter = ("role", "is_active", "is_staff")
-    fieldsets = UserAdmin.fieldsets + (("Real-time", {"fields": ("name", "role", "last_active_at")}),)
+    fieldsets = UserAdmin.fieldsets + (
+        ("Real-time", {"fields": ("name", "role", "last_active_at")}),
+    )

@@ -12,7 +12,22 @@ django_asgi_app = get_asgi_application()
 from django.urls import path  # noqa: E402
 
 from realtime.consumer import RealtimeConsumer  # noqa: E402
+from realtime.hub import stop_hub  # noqa: E402
 from realtime.origin import OriginMiddleware  # noqa: E402
+
+
+async def lifespan(scope, receive, send):
+    """ASGI lifespan (uvicorn): on shutdown, take this instance out of shared state
+    at once instead of waiting for peers to reap it. daphne sends no lifespan events."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await stop_hub()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
 
 websocket_urlpatterns = [path("ws/", RealtimeConsumer.as_asgi())]
 
@@ -20,5 +35,6 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": OriginMiddleware(URLRouter(websocket_urlpatterns)),
+        "lifespan": lifespan,
     }
 )

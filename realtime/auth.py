@@ -2,7 +2,11 @@
 
 from channels.db import database_sync_to_async
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import (
+    AuthenticationFailed,
+    InvalidToken,
+    TokenError,
+)
 
 from realtime.errors import UNAUTHORIZED, EventError
 
@@ -25,7 +29,9 @@ def _user_for_token(token: str):
         # simplejwt puts its own code inside the detail dict.
         detail = exc.detail if isinstance(exc.detail, dict) else {}
         code = str(detail.get("code", ""))
-        raise EventError(UNAUTHORIZED, _MESSAGES.get(code, "authentication failed")) from None
+        raise EventError(
+            UNAUTHORIZED, _MESSAGES.get(code, "authentication failed")
+        ) from None
 
 
 async def user_for_token(token: str):

@@ -1,4 +1,4 @@
-"""The one WebSocket endpoint: read a frame, find its handler, check the payload, answer.
+"""The WebSocket endpoint: read a frame, find its handler, check the payload, answer.
 
 Business logic lives in the handlers each app registers (realtime.events); the session
 (realtime.session) holds the socket's state and the hub (realtime.hub) its rooms.
@@ -43,10 +43,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """Accept, then wait AUTH_TIMEOUT for the connect frame."""
         self.session = Session(send=self._send_text, close=self._close)
-        self.hub = None
+        # Started here rather than at login, so an instance keeps its liveness and
+        # reaps dead peers as soon as it serves any socket.
+        self.hub = await get_hub()
         await self.accept()
         self.session.start()
-        self._auth_timer = asyncio.get_running_loop().create_task(self._expire_unauthenticated())
+        self._auth_timer = asyncio.get_running_loop().create_task(
+            self._expire_unauthenticated()
+        )
 
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)
@@ -58,7 +62,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(settings.AUTH_TIMEOUT)
         if not self.session.authenticated:
             self.session.push(
-                wire.error_event_frame(EventError(UNAUTHORIZED, "authentication timeout"))
+                wire.error_event_frame(
+                    EventError(UNAUTHORIZED, "authentication timeout")
+                )
             )
             await self.session.close(CLOSE_UNAUTHORIZED)
 
@@ -67,21 +73,27 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._auth_timer.cancel()
         session = self.session
         session.shutdown()
-        if self.hub is not None:
+        if session.authenticated:
             for hook in events.disconnect_hooks():
                 try:
                     await hook(session)
                 except Exception:
-                    log.exception("disconnect hook %s failed for %s", hook.__name__, session.sid)
+                    log.exception(
+                        "disconnect hook %s failed for %s", hook.__name__, session.sid
+                    )
             await self.hub.unregister(session)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
         """Handle one client frame."""
         session = self.session
         if session.closed:
             return
         if text_data is None:
-            self._reply_error(None, EventError(BAD_REQUEST, "binary frames are not accepted"))
+            self._reply_error(
+                None, EventError(BAD_REQUEST, "binary frames are not accepted")
+            )
             return
         if _too_big(text_data):
             await session.close(CLOSE_TOO_BIG)
@@ -93,17 +105,25 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(frame, wire.Reply):
             if not session.authenticated or not session.resolve_reply(frame):
-                self._reply_error(None, EventError(BAD_REQUEST, "no call is waiting for that reply"))
+                self._reply_error(
+                    None, EventError(BAD_REQUEST, "no call is waiting for that reply")
+                )
             return
         if not session.allow_frame():
-            self._reply_error(frame.ack, EventError(RATE_LIMITED, "too many frames"), frame.event)
+            self._reply_error(
+                frame.ack, EventError(RATE_LIMITED, "too many frames"), frame.event
+            )
             return
         if not session.authenticated:
             await self._authenticate(frame)
             return
         spec = events.event_get(frame.event)
         if spec is None:
-            self._reply_error(frame.ack, EventError(UNKNOWN_EVENT, f"unknown event {frame.event!r}"), frame.event)
+            self._reply_error(
+                frame.ack,
+                EventError(UNKNOWN_EVENT, f"unknown event {frame.event!r}"),
+                frame.event,
+            )
             return
         try:
             payload = spec.validate(frame.data)
@@ -112,8 +132,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self._reply_error(frame.ack, exc, frame.event)
             return
         except Exception:
-            log.exception("handler of %s failed (session %s, user %s)", frame.event, session.sid, session.user_id)
-            self._reply_error(frame.ack, EventError(INTERNAL, "the server failed to handle the event"), frame.event)
+            log.exception(
+                "handler of %s failed (session %s, user %s)",
+                frame.event,
+                session.sid,
+                session.user_id,
+            )
+            self._reply_error(
+                frame.ack,
+                EventError(INTERNAL, "the server failed to handle the event"),
+                frame.event,
+            )
             return
         if frame.ack is not None:
             session.push(wire.ack_frame(frame.ack, result))
@@ -121,16 +150,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _authenticate(self, frame: wire.Emit) -> None:
         session = self.session
         if frame.event != "connect":
-            self._reply_error(frame.ack, EventError(UNAUTHORIZED, "the first frame must be connect"), frame.event)
+            self._reply_error(
+                frame.ack,
+                EventError(UNAUTHORIZED, "the first frame must be connect"),
+                frame.event,
+            )
             await session.close(CLOSE_UNAUTHORIZED)
             return
         try:
-            if not isinstance(frame.data, dict):
-                raise EventError(UNAUTHORIZED, "connect needs data.token")
             try:
                 token = ConnectPayload.model_validate(frame.data).token
             except ValidationError:
-                raise EventError(UNAUTHORIZED, "connect needs data.token as a string") from None
+                raise EventError(
+                    UNAUTHORIZED, 'connect data must be {"token": string}'
+                ) from None
             user = await auth.user_for_token(token)
         except EventError as exc:
             self._reply_error(frame.ack, exc, frame.event)
@@ -139,12 +172,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._auth_timer.cancel()
         session.user = user
         session.user_id = user.id
-        self.hub = await get_hub()
         await self.hub.register(session)
         if frame.ack is not None:
-            session.push(wire.ack_frame(frame.ack, {"sid": session.sid, "user": auth.user_summary(user)}))
+            session.push(
+                wire.ack_frame(
+                    frame.ack, {"sid": session.sid, "user": auth.user_summary(user)}
+                )
+            )
 
-    def _reply_error(self, ack: int | None, error: EventError, event: str | None = None) -> None:
+    def _reply_error(
+        self, ack: int | None, error: EventError, event: str | None = None
+    ) -> None:
         if ack is not None:
             self.session.push(wire.ack_error_frame(ack, error))
         else:

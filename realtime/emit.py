@@ -17,11 +17,14 @@ from realtime.rooms import group_name, user_room
 from realtime.state import get_state
 
 
-async def room_emit(*, room: str, event: str, data: Any, skip_sid: str | None = None) -> None:
+async def room_emit(
+    *, room: str, event: str, data: Any, skip_sid: str | None = None
+) -> None:
     """Send an event to every session in a room, on every instance (except skip_sid)."""
     frame = wire.event_frame(event, data)
     await get_channel_layer().group_send(
-        group_name(room), {"type": "room.emit", "room": room, "frame": frame, "skip": skip_sid}
+        group_name(room),
+        {"type": "room.emit", "room": room, "frame": frame, "skip": skip_sid},
     )
 
 
@@ -57,7 +60,7 @@ async def room_leave_for_users(*, room: str, user_ids: list[int]) -> None:
 async def user_disconnect(
     *, user_id: int, code: int = CLOSE_UNAUTHORIZED, reason: str = ""
 ) -> None:
-    """Close every socket of a user on every instance (deactivation, password change)."""
+    """Close every socket of a user on every instance (deactivation, new password)."""
     await _to_users("user.close", [user_id], code=code, reason=reason)
 
 
@@ -69,7 +72,8 @@ async def session_disconnect(
     if record is None:
         return False
     await get_channel_layer().send(
-        record.channel, {"type": "session.close", "sid": sid, "code": code, "reason": reason}
+        record.channel,
+        {"type": "session.close", "sid": sid, "code": code, "reason": reason},
     )
     return True
 

@@ -1,4 +1,4 @@
-"""The stable error codes of the wire protocol and REST API, and the exception carrying them."""
+"""Stable error codes of the wire protocol and REST API, and their exception."""
 
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
@@ -19,7 +19,6 @@ CODES = frozenset(
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_BIG = 1009
 CLOSE_SLOW_CONSUMER = 1013
-CLOSE_GOING_AWAY = 1001
 
 
 class EventError(Exception):

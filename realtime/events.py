@@ -70,14 +70,14 @@ def on(name: str, *, schema: type[Payload] = Empty) -> Callable[[Handler], Handl
 
 
 def user_rooms(provider: RoomProvider) -> RoomProvider:
-    """Register a provider of rooms that `user-join` enters for a user (e.g. channels)."""
+    """Register a provider of rooms that `user-join` enters (e.g. a user's channels)."""
     if provider not in _room_providers:
         _room_providers.append(provider)
     return provider
 
 
 def on_disconnect(hook: DisconnectHook) -> DisconnectHook:
-    """Register a hook run with the Session when it disconnects (before room cleanup)."""
+    """Register a hook run with a Session when it disconnects (before room cleanup)."""
     if hook not in _disconnect_hooks:
         _disconnect_hooks.append(hook)
     return hook

@@ -22,7 +22,7 @@ class UserJoinPayload(Payload):
 
 @on("user-join", schema=UserJoinPayload)
 async def user_join(session, payload: UserJoinPayload) -> dict:
-    """Enter the user's room, the presence room and every room apps provide for the user."""
+    """Enter the user's room, the presence room and every room apps provide."""
     hub = await get_hub()
     rooms = [user_room(session.user_id), PRESENCE_ROOM]
     for provider in events.room_providers():

@@ -32,10 +32,12 @@ MAX_BACKOFF = 10.0
 
 
 class Hub:
-    """The instance runtime; one per event loop (one per server process in production)."""
+    """The instance runtime; one per event loop (one per server process)."""
 
     def __init__(self) -> None:
-        self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.instance_id = (
+            f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        )
         self.layer = get_channel_layer()
         self.state: StateStore = get_state()
         self.channel = ""
@@ -53,7 +55,9 @@ class Hub:
         """Open the instance channel and start the background loops."""
         self.channel = await self.layer.new_channel(prefix="rt-instance.")
         await self.state.instance_refresh(
-            instance_id=self.instance_id, channel=self.channel, ttl=settings.INSTANCE_TTL
+            instance_id=self.instance_id,
+            channel=self.channel,
+            ttl=settings.INSTANCE_TTL,
         )
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -61,7 +65,9 @@ class Hub:
             loop.create_task(self._liveness_loop(), name="hub-liveness"),
             loop.create_task(self._presence_loop(), name="hub-presence"),
         ]
-        log.info("instance %s started on %s", self.instance_id, type(self.layer).__name__)
+        log.info(
+            "instance %s started on %s", self.instance_id, type(self.layer).__name__
+        )
 
     async def stop(self) -> None:
         """Stop the loops and remove this instance's sessions from shared state."""
@@ -74,12 +80,14 @@ class Hub:
             if reaped:
                 await self._discard_groups(reaped.channel, reaped.rooms)
         except Exception:
-            log.warning("could not remove instance %s from shared state", self.instance_id)
+            log.warning(
+                "could not remove instance %s from shared state", self.instance_id
+            )
 
     # --- sessions and rooms ----------------------------------------------------------
 
     async def register(self, session: Session) -> None:
-        """Make an authenticated session known to the fleet and put it in its user room."""
+        """Make an authenticated session known to the fleet; put it in its user room."""
         self.sessions[session.sid] = session
         self.users.setdefault(session.user_id, set()).add(session)
         await self.state.session_add(
@@ -169,7 +177,9 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("layer receive failed (%s); retrying in %.1fs", exc, backoff)
+                log.warning(
+                    "layer receive failed (%s); retrying in %.1fs", exc, backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
@@ -213,7 +223,9 @@ class Hub:
         code = message.get("code", CLOSE_UNAUTHORIZED)
         reason = message.get("reason")
         if reason:
-            session.push(wire.dumps({"event": "disconnect", "data": {"reason": reason}}))
+            session.push(
+                wire.dumps({"event": "disconnect", "data": {"reason": reason}})
+            )
         await self.unregister(session)
         await session.close(code)
 
@@ -232,9 +244,11 @@ class Hub:
                 log.warning("liveness tick failed: %s", exc)
 
     async def tick(self) -> None:
-        """Renew liveness, re-register if it lapsed, reap dead instances, refresh groups."""
+        """Renew liveness (re-register if lapsed), reap dead peers, refresh groups."""
         alive = await self.state.instance_refresh(
-            instance_id=self.instance_id, channel=self.channel, ttl=settings.INSTANCE_TTL
+            instance_id=self.instance_id,
+            channel=self.channel,
+            ttl=settings.INSTANCE_TTL,
         )
         if not alive:
             await self._reregister()
@@ -256,7 +270,11 @@ class Hub:
         # another instance may have reaped us, so write our sessions and groups again.
         if not self.sessions:
             return
-        log.warning("instance %s re-registering %d sessions", self.instance_id, len(self.sessions))
+        log.warning(
+            "instance %s re-registering %d sessions",
+            self.instance_id,
+            len(self.sessions),
+        )
         for session in list(self.sessions.values()):
             await self.state.session_add(
                 sid=session.sid,

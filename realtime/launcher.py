@@ -1,4 +1,4 @@
-"""Start real server processes (daphne or uvicorn) on local ports, for tests and benches."""
+"""Start real server processes (daphne or uvicorn) on local ports: tests, benches."""
 
 import os
 import signal
@@ -41,20 +41,43 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         """Start the process and wait until /healthz answers."""
         if self.server == "uvicorn":
-            cmd = [sys.executable, "-m", "uvicorn", "realtime.asgi:application",
-                   "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "realtime.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ]
         else:
-            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                   "realtime.asgi:application"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "realtime.asgi:application",
+            ]
         env = {**os.environ, **self.env}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server on port {self.port} exited with {self.proc.returncode}")
+                raise RuntimeError(
+                    f"server on port {self.port} exited with {self.proc.returncode}"
+                )
             try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(
+                    f"{self.http}/healthz", timeout=1
+                ) as response:
                     if response.status == 200:
                         return self
             except OSError:

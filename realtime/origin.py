@@ -31,7 +31,11 @@ def origin_allowed(scope: dict) -> bool:
         return True
     host = _header(scope, b"host")
     parsed = urlparse(origin)
-    return bool(host) and parsed.scheme in {"http", "https"} and parsed.netloc == host.lower()
+    return (
+        bool(host)
+        and parsed.scheme in {"http", "https"}
+        and parsed.netloc == host.lower()
+    )
 
 
 class OriginMiddleware:

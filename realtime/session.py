@@ -1,4 +1,4 @@
-"""One WebSocket connection's state: identity, rooms, outbound frames and pending calls."""
+"""One socket's state: identity, rooms, outbound frames and pending calls."""
 
 import asyncio
 import itertools
@@ -66,7 +66,9 @@ class Session:
         if self.closed:
             return
         if len(self._queue) >= settings.OUTBOUND_QUEUE_MAX:
-            log.warning("closing slow session %s: %d frames queued", self.sid, len(self._queue))
+            log.warning(
+                "closing slow session %s: %d frames queued", self.sid, len(self._queue)
+            )
             self._queue.clear()
             asyncio.get_running_loop().create_task(self.close(CLOSE_SLOW_CONSUMER))
             return
@@ -115,7 +117,7 @@ class Session:
         self.push(wire.call_frame(event, data, call_id))
         try:
             return await asyncio.wait_for(future, timeout or settings.CALL_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise EventError(TIMEOUT, f"no reply to {event} in time") from None
         finally:
             self._calls.pop(call_id, None)
@@ -146,7 +148,7 @@ class Session:
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._writer), CLOSE_DRAIN_SECONDS)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             await self._close(code)
 
     def shutdown(self) -> None:

@@ -105,7 +105,11 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
+        )
+    }
 else:
     DATABASES = {
         "default": {
@@ -146,7 +150,8 @@ REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS)
 
 
 # Messages for one instance queue on one channel, so it needs far more room than the
-# per-socket default of 100; past this, channels-redis drops the oldest (ChannelFull).
+# per-socket default of 100; past this, channels-redis drops new group messages (and
+# a direct send raises ChannelFull).
 LAYER_CAPACITY = env_int("LAYER_CAPACITY", 10_000)
 # Group memberships are refreshed by each instance at a quarter of this.
 LAYER_GROUP_EXPIRY = env_int("LAYER_GROUP_EXPIRY", 86_400)
@@ -219,7 +224,7 @@ CALL_TIMEOUT = env_float("CALL_TIMEOUT", 30.0)
 FRAME_RATE = env_float("FRAME_RATE", 100.0)
 FRAME_BURST = env_int("FRAME_BURST", 200)
 
-# --- REST and JWT ----------------------------------------------------------------------
+# --- REST and JWT ---------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
@@ -241,7 +246,9 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Access logs of daphne/uvicorn would print URLs; we never put tokens in URLs.

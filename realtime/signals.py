@@ -19,7 +19,9 @@ def user_remember_credentials(sender, instance, **kwargs) -> None:
         instance._rt_before = None
         return
     instance._rt_before = (
-        sender.objects.filter(pk=instance.pk).values_list("is_active", "password").first()
+        sender.objects.filter(pk=instance.pk)
+        .values_list("is_active", "password")
+        .first()
     )
 
 

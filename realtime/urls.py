@@ -1,18 +1,28 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
 from django.views.generic import TemplateView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenObtainPairView
 
-from realtime.api import views
+from realtime.api import tokens, views
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="index.html"), name="index"),
     path("admin/", admin.site.urls),
     path("healthz", views.HealthApi.as_view(), name="healthz"),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain"),
-    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path(
+        "api/auth/token/refresh/",
+        tokens.TokenRefreshApi.as_view(),
+        name="token_refresh",
+    ),
     path("api/me/", views.MeApi.as_view(), name="me"),
     path("api/users/online/", views.OnlineUsersApi.as_view(), name="users_online"),
-    path("api/users/<int:user_id>/disconnect/", views.UserDisconnectApi.as_view(), name="user_disconnect"),
+    path(
+        "api/users/<int:user_id>/disconnect/",
+        views.UserDisconnectApi.as_view(),
+        name="user_disconnect",
+    ),
     path("api/realtime/emit/", views.RoomEmitApi.as_view(), name="realtime_emit"),
+    # Apps add their routes above this line; it answers every other /api/ path.
+    re_path(r"^api/", views.ApiNotFound.as_view()),
 ]

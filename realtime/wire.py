@@ -94,7 +94,9 @@ def parse_frame(text: str) -> Emit | Reply:
         raise FrameError(f"unknown frame field(s): {', '.join(sorted(extra))}", ack)
     event = frame.get("event")
     if not isinstance(event, str) or not event or len(event) > MAX_EVENT_NAME:
-        raise FrameError("event must be a non-empty string of at most 128 characters", ack)
+        raise FrameError(
+            "event must be a non-empty string of at most 128 characters", ack
+        )
     return Emit(event=event, data=frame.get("data"), ack=ack)
 
 

@@ -24,7 +24,9 @@ _BY_STATUS = {
     415: BAD_REQUEST,
     429: RATE_LIMITED,
 }
-_STATUS_BY_CODE = {code: st for st, code in _BY_STATUS.items() if st != 405 and st != 415}
+_STATUS_BY_CODE = {
+    code: st for st, code in _BY_STATUS.items() if st != 405 and st != 415
+}
 
 
 def exception_handler(exc, context):
@@ -52,6 +54,8 @@ def exception_handler(exc, context):
 
 def _message(exc) -> str:
     detail = getattr(exc, "detail", None)
+    if isinstance(detail, dict) and isinstance(detail.get("detail"), dict):
+        detail = detail["detail"]
     if isinstance(detail, dict) and "detail" in detail:
         return str(detail["detail"])
     if isinstance(detail, str):

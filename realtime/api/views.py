@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,13 +10,14 @@ from rest_framework.views import APIView
 from realtime import emit
 
 
-
 class IsAdmin(BasePermission):
     """Admins: role "admin" or Django staff."""
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and (user.role == "admin" or user.is_staff))
+        return bool(
+            user and user.is_authenticated and (user.role == "admin" or user.is_staff)
+        )
 
 
 class MeApi(APIView):
@@ -59,9 +61,13 @@ class RoomEmitApi(APIView):
         skip_sid = serializers.CharField(required=False, max_length=64, default=None)
 
         def validate(self, attrs):
-            targets = [k for k in ("room", "user_id", "sid") if attrs.get(k) is not None]
+            targets = [
+                k for k in ("room", "user_id", "sid") if attrs.get(k) is not None
+            ]
             if len(targets) != 1:
-                raise serializers.ValidationError("give exactly one of room, user_id, sid")
+                raise serializers.ValidationError(
+                    "give exactly one of room, user_id, sid"
+                )
             return attrs
 
     def post(self, request):
@@ -70,11 +76,20 @@ class RoomEmitApi(APIView):
         v = body.validated_data
         delivered = True
         if v.get("room") is not None:
-            emit.room_emit_sync(room=v["room"], event=v["event"], data=v["data"], skip_sid=v["skip_sid"])
+            emit.room_emit_sync(
+                room=v["room"], event=v["event"], data=v["data"], skip_sid=v["skip_sid"]
+            )
         elif v.get("user_id") is not None:
-            emit.user_emit_sync(user_id=v["user_id"], event=v["event"], data=v["data"], skip_sid=v["skip_sid"])
+            emit.user_emit_sync(
+                user_id=v["user_id"],
+                event=v["event"],
+                data=v["data"],
+                skip_sid=v["skip_sid"],
+            )
         else:
-            delivered = emit.session_emit_sync(sid=v["sid"], event=v["event"], data=v["data"])
+            delivered = emit.session_emit_sync(
+                sid=v["sid"], event=v["event"], data=v["data"]
+            )
         if not delivered:
             return Response(
                 {"error": {"code": "not_found", "message": "no such session"}},
@@ -93,6 +108,24 @@ class UserDisconnectApi(APIView):
         return Response({"sent": True}, status=status.HTTP_202_ACCEPTED)
 
 
+class ApiNotFound(APIView):
+    """Any other /api/ path: 404 in the one error shape, not Django's HTML page."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def dispatch(self, request, *args, **kwargs):
+        self.args, self.kwargs, self.request = (
+            args,
+            kwargs,
+            self.initialize_request(request),
+        )
+        self.headers = self.default_response_headers
+        response = self.handle_exception(NotFound("no such endpoint"))
+        self.response = self.finalize_response(self.request, response, *args, **kwargs)
+        return self.response
+
+
 class HealthApi(APIView):
     """GET /healthz: liveness for load balancers and compose health checks."""
 
@@ -101,8 +134,9 @@ class HealthApi(APIView):
 
     def get(self, request):
         return Response(
-            {"ok": True, "redis": settings.REDIS_ENABLED, "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]}
+            {
+                "ok": True,
+                "redis": settings.REDIS_ENABLED,
+                "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+            }
         )
-
-
-

@@ -1,9 +1,14 @@
-"""The state store chosen by settings: Redis when configured, else this process's memory."""
+"""The state store chosen by settings: Redis when configured, else process memory."""
 
 from django.conf import settings
 from django.core.signals import setting_changed
 
-from realtime.state.base import ReapedInstance, RemovedSession, SessionRecord, StateStore
+from realtime.state.base import (
+    ReapedInstance,
+    RemovedSession,
+    SessionRecord,
+    StateStore,
+)
 from realtime.state.memory import MemoryState
 from realtime.state.redis import RedisState
 
@@ -18,7 +23,12 @@ __all__ = [
 ]
 
 _store: StateStore | None = None
-_SETTINGS = {"REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_KEY_PREFIX"}
+_SETTINGS = {
+    "REDIS_URL",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_MASTER",
+    "REDIS_KEY_PREFIX",
+}
 
 
 def get_state() -> StateStore:

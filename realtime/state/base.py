@@ -75,7 +75,9 @@ class StateStore(Protocol):
     async def online_user_ids(self) -> set[int]:
         """Users with at least one live session anywhere."""
 
-    async def instance_refresh(self, *, instance_id: str, channel: str, ttl: float) -> bool:
+    async def instance_refresh(
+        self, *, instance_id: str, channel: str, ttl: float
+    ) -> bool:
         """Renew an instance's liveness; False if it had lapsed (re-register then)."""
 
     async def instance_remove(self, *, instance_id: str) -> ReapedInstance | None:

@@ -22,7 +22,9 @@ class MemoryState:
         self, *, sid: str, user_id: int, instance_id: str, channel: str
     ) -> bool:
         """Record a session; True when its user just came online."""
-        self.sessions[sid] = SessionRecord(sid, user_id, instance_id, channel, time.time())
+        self.sessions[sid] = SessionRecord(
+            sid, user_id, instance_id, channel, time.time()
+        )
         self.session_room_sets.setdefault(sid, set())
         user = self.users.setdefault(user_id, set())
         user.add(sid)
@@ -97,7 +99,9 @@ class MemoryState:
         """Users with at least one live session."""
         return set(self.users)
 
-    async def instance_refresh(self, *, instance_id: str, channel: str, ttl: float) -> bool:
+    async def instance_refresh(
+        self, *, instance_id: str, channel: str, ttl: float
+    ) -> bool:
         """One process is always alive to itself."""
         return True
 
@@ -131,9 +135,12 @@ class MemoryState:
         return True
 
     async def presence_claim(self, *, interval: float) -> bool:
-        """True if presence changed since the last broadcast and `interval` has passed."""
+        """True if presence changed since the last broadcast and `interval` passed."""
         now = time.monotonic()
-        if self.presence_version == self.presence_sent or now - self.presence_last < interval:
+        if (
+            self.presence_version == self.presence_sent
+            or now - self.presence_last < interval
+        ):
             return False
         self.presence_sent = self.presence_version
         self.presence_last = now
@@ -141,4 +148,3 @@ class MemoryState:
 
     async def close(self) -> None:
         """Nothing to release."""
-

@@ -67,9 +67,12 @@ if online == 1 then redis.call('INCR', p .. ':presence:version') end
 return online
 """
 
-_REMOVE = _REMOVE_FN + """
+_REMOVE = (
+    _REMOVE_FN
+    + """
 return remove_session(ARGV[1], ARGV[2])
 """
+)
 
 _JOIN = """
 local p, room, sid = ARGV[1], ARGV[2], ARGV[3]
@@ -94,7 +97,9 @@ return 1
 """
 
 # ARGV[3] = '1' to reap only if the liveness key is gone; '0' to remove regardless.
-_REAP = _REMOVE_FN + """
+_REAP = (
+    _REMOVE_FN
+    + """
 local p, iid = ARGV[1], ARGV[2]
 if ARGV[3] == '1' and redis.call('EXISTS', p .. ':i:' .. iid .. ':alive') == 1 then
   return nil
@@ -115,6 +120,7 @@ redis.call('DEL', p .. ':i:' .. iid .. ':sessions')
 redis.call('HDEL', p .. ':instances', iid)
 return {channel, #sids, offline, rooms}
 """
+)
 
 # Broadcast presence only if it changed and nobody broadcast within the interval.
 _PRESENCE_CLAIM = """
@@ -122,7 +128,8 @@ local p = ARGV[1]
 local version = tonumber(redis.call('GET', p .. ':presence:version') or '0')
 local sent = tonumber(redis.call('GET', p .. ':presence:sent') or '0')
 if version == sent then return 0 end
-if not redis.call('SET', p .. ':presence:lock', '1', 'NX', 'PX', ARGV[2]) then return 0 end
+local lock = p .. ':presence:lock'
+if not redis.call('SET', lock, '1', 'NX', 'PX', ARGV[2]) then return 0 end
 redis.call('SET', p .. ':presence:sent', version)
 return 1
 """
@@ -179,7 +186,9 @@ class RedisState:
         self, *, sid: str, user_id: int, instance_id: str, channel: str
     ) -> bool:
         """Record a session; True when its user just came online."""
-        added = await self._run("add", _ADD, sid, user_id, instance_id, channel, time.time())
+        added = await self._run(
+            "add", _ADD, sid, user_id, instance_id, channel, time.time()
+        )
         return added == 1
 
     async def session_remove(self, *, sid: str) -> RemovedSession | None:
@@ -231,7 +240,9 @@ class RedisState:
         """Users with at least one live session anywhere."""
         return {int(uid) for uid in await self.client().smembers(f"{self.p}:online")}
 
-    async def instance_refresh(self, *, instance_id: str, channel: str, ttl: float) -> bool:
+    async def instance_refresh(
+        self, *, instance_id: str, channel: str, ttl: float
+    ) -> bool:
         """Renew the liveness key; False if it had lapsed (or Redis lost it)."""
         pipe = self.client().pipeline(transaction=True)
         pipe.set(f"{self.p}:i:{instance_id}:alive", "1", px=int(ttl * 1000), get=True)
@@ -255,31 +266,39 @@ class RedisState:
             pipe.exists(f"{self.p}:i:{iid}:alive")
         alive = await pipe.execute()
         reaped = []
-        for iid, is_alive in zip(instances, alive):
+        for iid, is_alive in zip(instances, alive, strict=True):
             if not is_alive:
                 result = await self._reap(iid, only_if_dead=True)
                 if result is not None:
                     reaped.append(result)
         return reaped
 
-    async def _reap(self, instance_id: str, *, only_if_dead: bool) -> ReapedInstance | None:
-        result = await self._run("reap", _REAP, instance_id, "1" if only_if_dead else "0")
+    async def _reap(
+        self, instance_id: str, *, only_if_dead: bool
+    ) -> ReapedInstance | None:
+        result = await self._run(
+            "reap", _REAP, instance_id, "1" if only_if_dead else "0"
+        )
         if not result:
             return None
         channel, count, offline, rooms = result
-        return ReapedInstance(instance_id, channel, sorted(rooms), int(count), [int(u) for u in offline])
+        return ReapedInstance(
+            instance_id, channel, sorted(rooms), int(count), [int(u) for u in offline]
+        )
 
     async def throttle(self, *, key: str, seconds: float) -> bool:
         """True at most once per `seconds` per key, fleet-wide."""
-        ok = await self.client().set(f"{self.p}:throttle:{key}", "1", nx=True, px=int(seconds * 1000))
+        ok = await self.client().set(
+            f"{self.p}:throttle:{key}", "1", nx=True, px=int(seconds * 1000)
+        )
         return bool(ok)
 
     async def presence_claim(self, *, interval: float) -> bool:
-        """True if presence changed since the last broadcast and this caller won the slot."""
+        """True if presence changed since the last broadcast and this caller won."""
         return await self._run("presence", _PRESENCE_CLAIM, int(interval * 1000)) == 1
 
     async def flush(self) -> None:
-        """Delete every key under the prefix (tests and `realtime_cleanup --all`)."""
+        """Delete every key under the prefix (tests)."""
         client = self.client()
         async for key in client.scan_iter(match=f"{self.p}:*", count=500):
             await client.delete(key)

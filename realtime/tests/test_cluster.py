@@ -33,7 +33,7 @@ def database_env() -> dict[str, str]:
 
 @pytest.fixture
 def cluster(redis_settings, redis_prefix, settings, request):
-    """Two daphne instances on the test database and the real Redis."""
+    """Two instances, daphne and uvicorn, on the test database and the real Redis."""
     ARTIFACTS.mkdir(exist_ok=True)
     env = {
         "REDIS_URL": REDIS_TEST_URL,
@@ -45,10 +45,13 @@ def cluster(redis_settings, redis_prefix, settings, request):
     }
     servers = []
     try:
-        for i in (1, 2):
+        for i, server in ((1, "daphne"), (2, "uvicorn")):
             log = ARTIFACTS / f"{request.node.name}-instance{i}.log"
             log.unlink(missing_ok=True)
-            servers.append(ServerProcess(port=free_port(), env=env, log_path=log).start())
+            process = ServerProcess(
+                port=free_port(), env=env, server=server, log_path=log
+            )
+            servers.append(process.start())
         yield servers
     finally:
         for server in servers:
@@ -102,7 +105,10 @@ def http_post(url: str, body: dict, token: str) -> tuple[int, dict]:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -140,7 +146,9 @@ async def test_user_on_one_instance_sees_user_on_the_other_online(cluster, peopl
         await bob.close()
 
 
-async def test_room_emit_from_server_code_on_one_reaches_session_on_the_other(cluster, people):
+async def test_room_emit_from_server_code_on_one_reaches_session_on_the_other(
+    cluster, people
+):
     one, two = cluster
     bob = await WsClient.open(two.ws, people["bob"])
     admin_token = token_for(people["admin"])
@@ -154,7 +162,9 @@ async def test_room_emit_from_server_code_on_one_reaches_session_on_the_other(cl
         assert await bob.event("hello") == {"from": "one"}
         # Entering a room for a user on another instance, then emitting to the room.
         await emit.room_enter_for_users(room="channel:42", user_ids=[people["bob"].id])
-        await _until_async(lambda: emit.room_user_ids(room="channel:42"), [people["bob"].id])
+        await _until_async(
+            lambda: emit.room_user_ids(room="channel:42"), [people["bob"].id]
+        )
         status, _ = http_post(
             f"{one.http}/api/realtime/emit/",
             {"room": "channel:42", "event": "events:channel", "data": {"x": 1}},
@@ -194,7 +204,22 @@ async def test_killed_instance_leaves_presence_within_two_ttls(cluster, people):
         await alice.close()
 
 
-async def test_deactivating_a_user_closes_their_sockets_on_both_instances(cluster, people):
+async def test_graceful_stop_removes_sessions_at_once(cluster, people):
+    one, two = cluster
+    alice = await WsClient.open(one.ws, people["alice"])
+    bob = await WsClient.open(two.ws, people["bob"])
+    assert people["bob"].id in (await alice.call("user-list"))["data"]["user_ids"]
+    # uvicorn re-raises SIGTERM after a clean shutdown; -9 would mean it was killed.
+    assert two.terminate() in (0, -15)
+    assert await bob.closed_code() in (1001, 1012)  # going away / service restart
+    # No reaping involved: well under one INSTANCE_TTL.
+    assert (await alice.call("user-list"))["data"]["user_ids"] == [people["alice"].id]
+    await alice.close()
+
+
+async def test_deactivating_a_user_closes_their_sockets_on_both_instances(
+    cluster, people
+):
     one, two = cluster
     on_one = await WsClient.open(one.ws, people["alice"])
     on_two = await WsClient.open(two.ws, people["alice"])

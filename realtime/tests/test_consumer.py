@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def test_connect_acks_sid_and_user(ws, make_user):
     alice = await database_sync_to_async(make_user)("alice", name="Alice", role="admin")
     client = await ws()
-    await client.send({"event": "connect", "data": {"token": token_for(alice)}, "ack": 0})
+    await client.send(
+        {"event": "connect", "data": {"token": token_for(alice)}, "ack": 0}
+    )
     frame = await client.recv()
     assert frame["ack"] == 0
     assert frame["data"]["user"] == {"id": alice.id, "name": "Alice", "role": "admin"}
@@ -38,38 +40,59 @@ async def _expect_unauthorized(client, frame) -> dict:
 
 
 async def test_missing_token_is_unauthorized(ws):
-    reply = await _expect_unauthorized(await ws(), {"event": "connect", "data": {}, "ack": 0})
-    assert reply == {"ack": 0, "error": {"code": "unauthorized", "message": "connect needs data.token as a string"}}
+    reply = await _expect_unauthorized(
+        await ws(), {"event": "connect", "data": {}, "ack": 0}
+    )
+    assert reply == {
+        "ack": 0,
+        "error": {
+            "code": "unauthorized",
+            "message": 'connect data must be {"token": string}',
+        },
+    }
 
 
 async def test_token_of_wrong_type_is_unauthorized(ws):
-    reply = await _expect_unauthorized(await ws(), {"event": "connect", "data": {"token": 5}, "ack": 0})
+    reply = await _expect_unauthorized(
+        await ws(), {"event": "connect", "data": {"token": 5}, "ack": 0}
+    )
     assert reply["error"]["code"] == "unauthorized"
 
 
 async def test_invalid_token_is_unauthorized(ws):
-    reply = await _expect_unauthorized(await ws(), {"event": "connect", "data": {"token": "abc.def.ghi"}, "ack": 0})
-    assert reply["error"] == {"code": "unauthorized", "message": "token is invalid or expired"}
+    reply = await _expect_unauthorized(
+        await ws(), {"event": "connect", "data": {"token": "abc.def.ghi"}, "ack": 0}
+    )
+    assert reply["error"] == {
+        "code": "unauthorized",
+        "message": "token is invalid or expired",
+    }
 
 
 async def test_expired_token_is_unauthorized(ws, make_user):
     user = await database_sync_to_async(make_user)()
     token = AccessToken.for_user(user)
     token.set_exp(lifetime=-timedelta(seconds=1))
-    reply = await _expect_unauthorized(await ws(), {"event": "connect", "data": {"token": str(token)}, "ack": 0})
+    reply = await _expect_unauthorized(
+        await ws(), {"event": "connect", "data": {"token": str(token)}, "ack": 0}
+    )
     assert reply["error"]["message"] == "token is invalid or expired"
 
 
 async def test_refresh_token_is_not_an_access_token(ws, make_user):
     user = await database_sync_to_async(make_user)()
     refresh = str(RefreshToken.for_user(user))
-    reply = await _expect_unauthorized(await ws(), {"event": "connect", "data": {"token": refresh}, "ack": 0})
+    reply = await _expect_unauthorized(
+        await ws(), {"event": "connect", "data": {"token": refresh}, "ack": 0}
+    )
     assert reply["error"]["code"] == "unauthorized"
 
 
 async def test_inactive_user_is_unauthorized(ws, make_user):
     user = await database_sync_to_async(make_user)(is_active=False)
-    reply = await _expect_unauthorized(await ws(), {"event": "connect", "data": {"token": token_for(user)}, "ack": 0})
+    reply = await _expect_unauthorized(
+        await ws(), {"event": "connect", "data": {"token": token_for(user)}, "ack": 0}
+    )
     assert reply["error"]["message"] == "user is inactive"
 
 
@@ -82,7 +105,9 @@ async def test_token_issued_before_password_change_is_unauthorized(ws, make_user
         user.save()
 
     await database_sync_to_async(change_password)()
-    reply = await _expect_unauthorized(await ws(), {"event": "connect", "data": {"token": token}, "ack": 0})
+    reply = await _expect_unauthorized(
+        await ws(), {"event": "connect", "data": {"token": token}, "ack": 0}
+    )
     assert reply["error"]["message"] == "token was revoked by a password change"
 
 
@@ -95,7 +120,10 @@ async def test_unauthenticated_socket_is_closed_after_auth_timeout(ws, settings)
     settings.AUTH_TIMEOUT = 0.2
     client = await ws()
     frame = await client.recv(timeout=2)
-    assert frame == {"event": "error", "data": {"code": "unauthorized", "message": "authentication timeout"}}
+    assert frame == {
+        "event": "error",
+        "data": {"code": "unauthorized", "message": "authentication timeout"},
+    }
     assert await client.recv_close() == CLOSE_UNAUTHORIZED
 
 
@@ -104,7 +132,9 @@ async def test_malformed_frame_before_auth_keeps_socket_open(ws, make_user):
     client = await ws()
     await client.send_raw("{oops")
     assert (await client.recv())["data"]["code"] == "bad_request"
-    await client.send({"event": "connect", "data": {"token": token_for(user)}, "ack": 0})
+    await client.send(
+        {"event": "connect", "data": {"token": token_for(user)}, "ack": 0}
+    )
     assert (await client.recv())["data"]["user"]["id"] == user.id
 
 
@@ -118,19 +148,107 @@ async def test_second_connect_is_unknown_after_auth(ws, make_user):
 @pytest.mark.parametrize(
     "raw, expected",
     [
-        ("{not json", {"event": "error", "data": {"code": "bad_request", "message": "frame is not valid JSON"}}),
-        ("[1]", {"event": "error", "data": {"code": "bad_request", "message": "frame must be a JSON object"}}),
-        ('{"event": 1, "ack": 9}', {"ack": 9, "error": {"code": "bad_request", "message": "event must be a non-empty string of at most 128 characters"}}),
-        ('{"event": "user-list", "ack": "9"}', {"event": "error", "data": {"code": "bad_request", "message": "ack must be an integer from 0 to 2**53-1"}}),
-        ('{"event": "nope", "ack": 9}', {"ack": 9, "error": {"code": "unknown_event", "message": "unknown event 'nope'"}}),
-        ('{"event": "nope"}', {"event": "error", "data": {"code": "unknown_event", "message": "unknown event 'nope'", "event": "nope"}}),
-        ('{"event": "user-list", "data": [], "ack": 9}', {"ack": 9, "error": {"code": "bad_request", "message": "user-list: data must be an object"}}),
-        ('{"event": "heartbeat", "data": {"x": 1}, "ack": 9}', {"ack": 9, "error": {"code": "bad_request", "message": "heartbeat: x: Extra inputs are not permitted"}}),
-        ('{"event": "user-join", "data": {"auth": "t"}, "ack": 9}', {"ack": 9, "error": {"code": "bad_request", "message": "user-join: auth: Input should be a valid dictionary"}}),
-        ('{"reply": 77, "data": 1}', {"event": "error", "data": {"code": "bad_request", "message": "no call is waiting for that reply"}}),
+        (
+            "{not json",
+            {
+                "event": "error",
+                "data": {"code": "bad_request", "message": "frame is not valid JSON"},
+            },
+        ),
+        (
+            "[1]",
+            {
+                "event": "error",
+                "data": {
+                    "code": "bad_request",
+                    "message": "frame must be a JSON object",
+                },
+            },
+        ),
+        (
+            '{"event": 1, "ack": 9}',
+            {
+                "ack": 9,
+                "error": {
+                    "code": "bad_request",
+                    "message": "event must be a non-empty string"
+                    " of at most 128 characters",
+                },
+            },
+        ),
+        (
+            '{"event": "user-list", "ack": "9"}',
+            {
+                "event": "error",
+                "data": {
+                    "code": "bad_request",
+                    "message": "ack must be an integer from 0 to 2**53-1",
+                },
+            },
+        ),
+        (
+            '{"event": "nope", "ack": 9}',
+            {
+                "ack": 9,
+                "error": {"code": "unknown_event", "message": "unknown event 'nope'"},
+            },
+        ),
+        (
+            '{"event": "nope"}',
+            {
+                "event": "error",
+                "data": {
+                    "code": "unknown_event",
+                    "message": "unknown event 'nope'",
+                    "event": "nope",
+                },
+            },
+        ),
+        (
+            '{"event": "user-list", "data": [], "ack": 9}',
+            {
+                "ack": 9,
+                "error": {
+                    "code": "bad_request",
+                    "message": "user-list: data must be an object",
+                },
+            },
+        ),
+        (
+            '{"event": "heartbeat", "data": {"x": 1}, "ack": 9}',
+            {
+                "ack": 9,
+                "error": {
+                    "code": "bad_request",
+                    "message": "heartbeat: x: Extra inputs are not permitted",
+                },
+            },
+        ),
+        (
+            '{"event": "user-join", "data": {"auth": "t"}, "ack": 9}',
+            {
+                "ack": 9,
+                "error": {
+                    "code": "bad_request",
+                    "message": "user-join: auth: Input should be a valid dictionary",
+                },
+            },
+        ),
+        (
+            '{"reply": 77, "data": 1}',
+            {
+                "event": "error",
+                "data": {
+                    "code": "bad_request",
+                    "message": "no call is waiting for that reply",
+                },
+            },
+        ),
     ],
 )
-async def test_bad_input_gets_error_and_socket_stays_usable(ws, make_user, raw, expected):
+async def test_bad_input_gets_error_and_socket_stays_usable(
+    ws, make_user, raw, expected
+):
     user = await database_sync_to_async(make_user)()
     client = await ws(user)
     await client.send_raw(raw)
@@ -149,21 +267,27 @@ async def test_binary_frame_is_bad_request(ws, make_user):
 async def test_frame_over_limit_closes_with_1009(ws, make_user, settings):
     settings.MAX_FRAME_BYTES = 1000
     client = await ws(await database_sync_to_async(make_user)())
-    await client.send_raw(dumps({"event": "heartbeat", "data": {"x": "é" * 600}}))  # 1200+ bytes
+    await client.send_raw(
+        dumps({"event": "heartbeat", "data": {"x": "é" * 600}})
+    )  # 1200+ bytes
     assert await client.recv_close() == CLOSE_TOO_BIG
 
 
 async def test_frame_just_under_limit_is_processed(ws, make_user, settings):
     settings.MAX_FRAME_BYTES = 1000
     client = await ws(await database_sync_to_async(make_user)())
-    await client.send_raw(dumps({"event": "user-list", "ack": 1, "data": None}) + " " * 900)
+    await client.send_raw(
+        dumps({"event": "user-list", "ack": 1, "data": None}) + " " * 900
+    )
     assert (await client.recv())["ack"] == 1
 
 
 async def test_frame_rate_limit(ws, make_user, settings):
     settings.FRAME_RATE = 1.0
     settings.FRAME_BURST = 3
-    client = await ws(await database_sync_to_async(make_user)())  # connect used one token
+    client = await ws(
+        await database_sync_to_async(make_user)()
+    )  # connect used one token
     replies = [await client.call("user-list") for _ in range(3)]
     assert ["data" in r for r in replies] == [True, True, False]
     assert replies[2]["error"]["code"] == "rate_limited"
@@ -177,7 +301,10 @@ async def test_handler_crash_is_internal_error_not_a_disconnect(ws, make_user):
     try:
         client = await ws(await database_sync_to_async(make_user)())
         reply = await client.call("test:boom")
-        assert reply["error"] == {"code": "internal", "message": "the server failed to handle the event"}
+        assert reply["error"] == {
+            "code": "internal",
+            "message": "the server failed to handle the event",
+        }
         assert "data" in await client.call("user-list")
     finally:
         events._events.pop("test:boom")
@@ -231,7 +358,9 @@ async def test_user_list_and_disconnect_cleanup(ws, make_user):
     a = await ws(alice)
     b1 = await ws(bob)
     b2 = await ws(bob)
-    assert (await a.call("user-list"))["data"] == {"user_ids": sorted([alice.id, bob.id])}
+    assert (await a.call("user-list"))["data"] == {
+        "user_ids": sorted([alice.id, bob.id])
+    }
     await b1.close()
     assert (await a.call("user-list"))["data"]["user_ids"] == sorted([alice.id, bob.id])
     await b2.close()
@@ -263,7 +392,7 @@ async def test_presence_changes_are_coalesced(ws, make_user, settings):
     assert seen, "no presence broadcast"
     assert seen[-1][1] == sorted([watcher.id] + [u.id for u in others])
     assert len(seen) <= 3  # 5 connects, at most one broadcast per 0.4 s window
-    gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:], strict=False)]
     assert all(g >= 0.35 for g in gaps), gaps
 
 

@@ -25,7 +25,10 @@ def backend(request):
 
 @pytest.fixture
 async def users(make_user):
-    return [await database_sync_to_async(make_user)(name) for name in ("alice", "bob", "carol")]
+    return [
+        await database_sync_to_async(make_user)(name)
+        for name in ("alice", "bob", "carol")
+    ]
 
 
 async def test_room_emit_reaches_members_only_and_skips(backend, ws, users):
@@ -37,7 +40,9 @@ async def test_room_emit_reaches_members_only_and_skips(backend, ws, users):
     assert await a.recv_event("events:channel") == {"n": 1}
     assert await b.recv_event("events:channel") == {"n": 1}
     assert await c.nothing(0.3)
-    await emit.room_emit(room="channel:1", event="events:channel", data={"n": 2}, skip_sid=a.sid)
+    await emit.room_emit(
+        room="channel:1", event="events:channel", data={"n": 2}, skip_sid=a.sid
+    )
     assert await b.recv_event("events:channel") == {"n": 2}
     assert await a.nothing(0.3)
 
@@ -94,7 +99,9 @@ async def test_session_disconnect(backend, ws, users):
 
 async def test_sync_api_from_sync_code(backend, ws, users):
     a = await ws(users[0])
-    await sync_to_async(emit.user_emit_sync)(user_id=users[0].id, event="hello", data=[1])
+    await sync_to_async(emit.user_emit_sync)(
+        user_id=users[0].id, event="hello", data=[1]
+    )
     assert await a.recv_event("hello") == [1]
     assert await sync_to_async(emit.online_user_ids_sync)() == [users[0].id]
 
@@ -139,8 +146,14 @@ async def test_group_membership_survives_interleaved_leave_and_join(ws, users):
     hub = current_hub()
     session = hub.sessions[a.sid]
     # The last leave and a new join race; the room must end up joined and grouped.
-    await asyncio.gather(hub.leave(session, f"user:{alice.id}"), hub.join(session, "room:x"))
-    await asyncio.gather(hub.join(session, "room:y"), hub.leave(session, "room:x"), hub.join(session, "room:x"))
+    await asyncio.gather(
+        hub.leave(session, f"user:{alice.id}"), hub.join(session, "room:x")
+    )
+    await asyncio.gather(
+        hub.join(session, "room:y"),
+        hub.leave(session, "room:x"),
+        hub.join(session, "room:x"),
+    )
     assert hub._grouped == set(hub.rooms) == {"room:x", "room:y"}
 
 

@@ -1,4 +1,4 @@
-"""The two state stores keep the same semantics (memory: one process; Redis: a fleet)."""
+"""Both state stores keep the same semantics (memory: one process; Redis: a fleet)."""
 
 import asyncio
 import uuid
@@ -14,15 +14,23 @@ async def store(request):
     if request.param == "memory":
         yield MemoryState()
         return
-    redis_store = RedisState(url=REDIS_TEST_URL, prefix=f"rt-test-{uuid.uuid4().hex[:10]}")
+    redis_store = RedisState(
+        url=REDIS_TEST_URL, prefix=f"rt-test-{uuid.uuid4().hex[:10]}"
+    )
     yield redis_store
     await redis_store.flush()
     await redis_store.close()
 
 
 async def test_first_session_brings_user_online_and_last_takes_them_off(store):
-    assert await store.session_add(sid="s1", user_id=1, instance_id="i1", channel="c1") is True
-    assert await store.session_add(sid="s2", user_id=1, instance_id="i2", channel="c2") is False
+    assert (
+        await store.session_add(sid="s1", user_id=1, instance_id="i1", channel="c1")
+        is True
+    )
+    assert (
+        await store.session_add(sid="s2", user_id=1, instance_id="i2", channel="c2")
+        is False
+    )
     assert await store.online_user_ids() == {1}
     assert await store.user_sessions(user_id=1) == {"s1", "s2"}
     removed = await store.session_remove(sid="s1")
@@ -100,23 +108,35 @@ async def test_instance_remove_takes_all_its_sessions(store):
 async def test_redis_reaps_instances_whose_liveness_lapsed():
     store = RedisState(url=REDIS_TEST_URL, prefix=f"rt-test-{uuid.uuid4().hex[:10]}")
     try:
-        assert await store.instance_refresh(instance_id="dead", channel="cd", ttl=0.2) is False
-        assert await store.instance_refresh(instance_id="live", channel="cl", ttl=5) is False
-        assert await store.instance_refresh(instance_id="live", channel="cl", ttl=5) is True
+        assert (
+            await store.instance_refresh(instance_id="dead", channel="cd", ttl=0.2)
+            is False
+        )
+        assert (
+            await store.instance_refresh(instance_id="live", channel="cl", ttl=5)
+            is False
+        )
+        assert (
+            await store.instance_refresh(instance_id="live", channel="cl", ttl=5)
+            is True
+        )
         await store.session_add(sid="d1", user_id=1, instance_id="dead", channel="cd")
         await store.session_add(sid="l1", user_id=2, instance_id="live", channel="cl")
         await store.room_join(room="doc_1", sid="d1")
         assert await store.reap_dead_instances() == []  # not expired yet
         await asyncio.sleep(0.3)
         reaped = await store.reap_dead_instances()
-        assert [(r.instance_id, r.channel, r.rooms, r.went_offline) for r in reaped] == [
-            ("dead", "cd", ["doc_1"], [1])
-        ]
+        assert [
+            (r.instance_id, r.channel, r.rooms, r.went_offline) for r in reaped
+        ] == [("dead", "cd", ["doc_1"], [1])]
         assert await store.online_user_ids() == {2}
         assert await store.room_sessions(room="doc_1") == set()
         assert await store.reap_dead_instances() == []
         # A lapsed instance learns it on its next refresh and can re-register.
-        assert await store.instance_refresh(instance_id="dead", channel="cd", ttl=5) is False
+        assert (
+            await store.instance_refresh(instance_id="dead", channel="cd", ttl=5)
+            is False
+        )
     finally:
         await store.flush()
         await store.close()

@@ -10,7 +10,9 @@ def test_emit_with_ack_is_parsed():
 
 
 def test_emit_without_ack_or_data():
-    assert wire.parse_frame('{"event": "heartbeat"}') == wire.Emit("heartbeat", None, None)
+    assert wire.parse_frame('{"event": "heartbeat"}') == wire.Emit(
+        "heartbeat", None, None
+    )
 
 
 def test_reply_is_parsed():
