@@ -4,19 +4,21 @@ import os
 import socket
 import uuid
 
-# Threads of database_sync_to_async would otherwise keep connections open past the
-# test run, and PostgreSQL refuses to drop a test database that is still in use.
-os.environ.setdefault("DB_CONN_MAX_AGE", "0")
-
 import pytest
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from rest_framework_simplejwt.tokens import AccessToken
 
 from realtime import state as state_module
 from realtime.hub import stop_hub
 from realtime.settings import redis_channel_layer
 from realtime.wire import dumps, loads
+
+# Threads of database_sync_to_async would otherwise keep connections open past the
+# test run, and PostgreSQL refuses to drop a test database that is still in use.
+# (Every thread's connection shares this dict, so it applies to all of them.)
+connections.settings["default"]["CONN_MAX_AGE"] = 0
 
 REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 # CI sets REQUIRE_SERVICES=1: a missing Redis is then a failure, never a skip.

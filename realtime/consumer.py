@@ -56,7 +56,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
 
     async def _close(self, code: int) -> None:
-        await self.close(code=code)
+        try:
+            await self.close(code=code)
+        except Exception:
+            # daphne (autobahn) lets applications send only 1000 and 3000-4999 and
+            # raises on 1009/1013; close with the 4xxx twin rather than stay open.
+            await self.close(code=fallback_close_code(code))
 
     async def _expire_unauthenticated(self) -> None:
         await asyncio.sleep(settings.AUTH_TIMEOUT)
@@ -187,6 +192,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.session.push(wire.ack_error_frame(ack, error))
         else:
             self.session.push(wire.error_event_frame(error, event))
+
+
+def fallback_close_code(code: int) -> int:
+    """The application-range twin of a protocol close code: 1009 -> 4009."""
+    return 4000 + code % 1000 if 1000 < code < 3000 else code
 
 
 def _too_big(text: str) -> bool:

@@ -40,6 +40,13 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         """Start the process and wait until /healthz answers."""
+        # The server's own frame limit matches ours, so it refuses (1009) before
+        # buffering a huge frame; see MAX_FRAME_BYTES.
+        limit = str(
+            self.env.get("MAX_FRAME_BYTES")
+            or os.environ.get("MAX_FRAME_BYTES")
+            or 1024 * 1024
+        )
         if self.server == "uvicorn":
             cmd = [
                 sys.executable,
@@ -51,6 +58,8 @@ class ServerProcess:
                 "--port",
                 str(self.port),
                 "--no-access-log",
+                "--ws-max-size",
+                limit,
             ]
         else:
             cmd = [
@@ -61,6 +70,10 @@ class ServerProcess:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                "--websocket-max-message-size",
+                limit,
+                "--websocket-max-frame-size",
+                limit,
                 "realtime.asgi:application",
             ]
         env = {**os.environ, **self.env}

@@ -8,4 +8,7 @@ python manage.py migrate --noinput >/dev/null
 python manage.py seed_demo
 port="${1:-${PORT:-8000}}"
 echo "Serving on http://127.0.0.1:${port}/  (WebSocket: ws://127.0.0.1:${port}/ws/)"
-exec daphne -b "${HOST:-127.0.0.1}" -p "${port}" realtime.asgi:application
+# uvicorn refuses frames over the limit itself with close 1009, before buffering them,
+# and lets the app use every close code (daphne allows only 1000 and 3000-4999).
+exec uvicorn realtime.asgi:application --host "${HOST:-127.0.0.1}" --port "${port}" \
+  --ws-max-size "${MAX_FRAME_BYTES:-1048576}" --no-access-log

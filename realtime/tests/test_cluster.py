@@ -18,6 +18,7 @@ from realtime.launcher import ServerProcess, free_port
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 INSTANCE_TTL = 2.0
+MAX_FRAME_BYTES = 64 * 1024
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -41,6 +42,8 @@ def cluster(redis_settings, redis_prefix, settings, request):
         "SECRET_KEY": settings.SECRET_KEY,
         "INSTANCE_TTL": str(INSTANCE_TTL),
         "PRESENCE_INTERVAL": "0.5",
+        "MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
+        "LOG_LEVEL": "DEBUG",
         **database_env(),
     }
     servers = []
@@ -56,6 +59,9 @@ def cluster(redis_settings, redis_prefix, settings, request):
     finally:
         for server in servers:
             server.terminate()
+    # Tokens travel only in the first frame and are never logged (JWTs start "eyJ").
+    for server in servers:
+        assert "eyJ" not in server.log_path.read_text(errors="replace")
 
 
 class WsClient:
@@ -202,6 +208,23 @@ async def test_killed_instance_leaves_presence_within_two_ttls(cluster, people):
         assert await emit.room_sessions(room="presence") == []
     finally:
         await alice.close()
+
+
+# What the client sees for a frame over MAX_FRAME_BYTES: uvicorn closes with 1009;
+# daphne's autobahn drops the TCP connection at its limit (no close frame: 1006).
+OVERSIZE_CLOSE = {"uvicorn": 1009, "daphne": None}
+
+
+async def test_oversized_frame_is_refused_by_both_servers(cluster, people):
+    for server in cluster:
+        client = await WsClient.open(server.ws, people["alice"])
+        big = {"event": "heartbeat", "data": {"x": "a" * MAX_FRAME_BYTES}}
+        await client.conn.send(json.dumps(big))
+        assert await client.closed_code() == OVERSIZE_CLOSE[server.server], server
+        # The server and other sockets are unharmed.
+        other = await WsClient.open(server.ws, people["bob"])
+        assert "data" in await other.call("user-list")
+        await other.close()
 
 
 async def test_graceful_stop_removes_sessions_at_once(cluster, people):

@@ -282,6 +282,29 @@ async def test_frame_just_under_limit_is_processed(ws, make_user, settings):
     assert (await client.recv())["ack"] == 1
 
 
+async def test_slow_consumer_is_closed_with_1013(ws, make_user, settings):
+    settings.OUTBOUND_QUEUE_MAX = 10
+    user = await database_sync_to_async(make_user)()
+    client = await ws(user)
+    session = current_hub().sessions[client.sid]
+    for i in range(11):  # queued faster than the writer can run
+        session.emit("flood", i)
+    assert await client.recv_close() == 1013
+    await client.close()  # what the ASGI server sends after the app closed
+    assert client.sid not in current_hub().sessions
+
+
+def test_fallback_close_codes_for_servers_that_refuse_protocol_codes():
+    from realtime.consumer import fallback_close_code
+
+    assert [fallback_close_code(c) for c in (1009, 1013, 4401, 1000)] == [
+        4009,
+        4013,
+        4401,
+        1000,
+    ]
+
+
 async def test_frame_rate_limit(ws, make_user, settings):
     settings.FRAME_RATE = 1.0
     settings.FRAME_BURST = 3
