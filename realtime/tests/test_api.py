@@ -190,3 +190,9 @@ def test_disconnect_api_for_admins_only(api, make_user):
 def test_healthz_needs_no_auth(api):
     response = api.get("/healthz")
     assert response.status_code == 200 and response.json()["ok"] is True
+
+
+def test_index_page_points_to_the_socket(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b"/ws/" in response.content
