@@ -5,3 +5,9 @@ class ChatsConfig(AppConfig):
     """Chat streaming: the event emitter, the event caller and distributed tasks."""
 
     name = "chats"
+
+    def ready(self) -> None:
+        from chats import emitter
+        from realtime import events
+
+        events.on_shutdown(emitter.streams_flush_all)

@@ -9,11 +9,33 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
+import logging  # noqa: E402
+
 from django.urls import path  # noqa: E402
 
+from realtime import events  # noqa: E402
 from realtime.consumer import RealtimeConsumer  # noqa: E402
 from realtime.hub import stop_hub  # noqa: E402
 from realtime.origin import OriginMiddleware  # noqa: E402
+from realtime.tasks import stop_all_local  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+async def shutdown() -> None:
+    """Stop this instance's tasks (they flush what they streamed), run the apps'
+    shutdown hooks, then leave shared state."""
+    try:
+        stopped = await stop_all_local()
+        if stopped:
+            log.info("stopped %d running tasks", stopped)
+        for hook in events.shutdown_hooks():
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook %s failed", hook.__name__)
+    finally:
+        await stop_hub()
 
 
 async def lifespan(scope, receive, send):
@@ -24,7 +46,7 @@ async def lifespan(scope, receive, send):
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await stop_hub()
+            await shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

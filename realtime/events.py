@@ -55,6 +55,7 @@ class EventSpec:
 _events: dict[str, EventSpec] = {}
 _room_providers: list[RoomProvider] = []
 _disconnect_hooks: list[DisconnectHook] = []
+_shutdown_hooks: list[Callable[[], Awaitable[Any]]] = []
 
 
 def on(name: str, *, schema: type[Payload] = Empty) -> Callable[[Handler], Handler]:
@@ -81,6 +82,18 @@ def on_disconnect(hook: DisconnectHook) -> DisconnectHook:
     if hook not in _disconnect_hooks:
         _disconnect_hooks.append(hook)
     return hook
+
+
+def on_shutdown(hook: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    """Register a hook run at graceful shutdown, after running tasks were stopped."""
+    if hook not in _shutdown_hooks:
+        _shutdown_hooks.append(hook)
+    return hook
+
+
+def shutdown_hooks() -> list[Callable[[], Awaitable[Any]]]:
+    """The registered shutdown hooks."""
+    return list(_shutdown_hooks)
 
 
 def event_get(name: str) -> EventSpec | None:

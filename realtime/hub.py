@@ -47,6 +47,7 @@ class Hub:
         self._grouped: set[str] = set()  # rooms whose group holds our channel
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task] = []
+        self.pending_calls: dict[str, asyncio.Future] = {}  # calls made from here
         self._groups_refreshed = time.monotonic()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -216,8 +217,32 @@ class Hub:
             session = self.sessions.get(message["sid"])
             if session is not None:
                 await self._close(session, message)
+        elif kind == "call.request":
+            self._forward_call(message)
+        elif kind == "call.reply":
+            future = self.pending_calls.pop(message["ref"], None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif kind == "task.stop":
+            from realtime.tasks import stop_local  # tasks imports the hub
+
+            await stop_local(message["task_id"])
         else:
             log.warning("unknown layer message type %r", kind)
+
+    def _forward_call(self, message: dict) -> None:
+        ref, reply_to = message["ref"], message["reply_to"]
+        loop = asyncio.get_running_loop()
+
+        def on_reply(data, error) -> None:
+            reply = {"type": "call.reply", "ref": ref, "data": data, "error": error}
+            loop.create_task(self.layer.send(reply_to, reply))
+
+        session = self.sessions.get(message["sid"])
+        if session is None:
+            on_reply(None, {"code": "disconnected", "message": "session is gone"})
+        else:
+            session.send_call(message["event"], message["data"], on_reply)
 
     async def _close(self, session: Session, message: dict) -> None:
         code = message.get("code", CLOSE_UNAUTHORIZED)

@@ -21,6 +21,8 @@ from realtime.errors import (
 
 log = logging.getLogger(__name__)
 
+ReplyCallback = Callable[[Any, dict | None], None]
+
 # A closing socket gets this long to send what was queued before the close frame.
 CLOSE_DRAIN_SECONDS = 1.0
 
@@ -46,7 +48,7 @@ class Session:
         self._close_code: int | None = None
         self._wake = asyncio.Event()
         self._writer: asyncio.Task | None = None
-        self._calls: dict[int, asyncio.Future] = {}
+        self._calls: dict[int, ReplyCallback] = {}
         self._call_ids = itertools.count(1)
         # Token bucket for incoming frames.
         self._tokens = float(settings.FRAME_BURST)
@@ -107,14 +109,34 @@ class Session:
         self._tokens -= 1
         return True
 
-    async def call(self, event: str, data: Any, *, timeout: float | None = None) -> Any:
-        """Send a server call to this socket and wait for its reply."""
+    def send_call(self, event: str, data: Any, on_reply: ReplyCallback) -> int:
+        """Send a call frame; `on_reply(data, error)` runs once with the answer, or with
+        a `disconnected` error if the socket closes first."""
         if self.closed:
-            raise EventError(DISCONNECTED, "session is disconnected")
+            on_reply(None, {"code": DISCONNECTED, "message": "session is disconnected"})
+            return 0
         call_id = next(self._call_ids)
-        future = asyncio.get_running_loop().create_future()
-        self._calls[call_id] = future
+        self._calls[call_id] = on_reply
         self.push(wire.call_frame(event, data, call_id))
+        return call_id
+
+    async def call(self, event: str, data: Any, *, timeout: float | None = None) -> Any:
+        """Call this socket (same process) and wait for its reply."""
+        future = asyncio.get_running_loop().create_future()
+
+        def on_reply(result: Any, error: dict | None) -> None:
+            if future.done():
+                return
+            if error is None:
+                future.set_result(result)
+            elif error.get("code") == DISCONNECTED:
+                future.set_exception(EventError(DISCONNECTED, "session disconnected"))
+            else:
+                future.set_exception(
+                    RemoteError(error.get("code"), error.get("message", ""))
+                )
+
+        call_id = self.send_call(event, data, on_reply)
         try:
             return await asyncio.wait_for(future, timeout or settings.CALL_TIMEOUT)
         except TimeoutError:
@@ -124,15 +146,17 @@ class Session:
 
     def resolve_reply(self, reply: wire.Reply) -> bool:
         """Hand a client's reply to the waiting call; False if no call waits for it."""
-        future = self._calls.get(reply.call_id)
-        if future is None or future.done():
+        on_reply = self._calls.pop(reply.call_id, None)
+        if on_reply is None:
             return False
         if reply.error is not None:
-            code = reply.error.get("code")
-            message = str(reply.error.get("message", ""))[:500]
-            future.set_exception(RemoteError(code, message))
+            error = {
+                "code": reply.error.get("code"),
+                "message": str(reply.error.get("message", ""))[:500],
+            }
+            on_reply(None, error)
         else:
-            future.set_result(reply.data)
+            on_reply(reply.data, None)
         return True
 
     async def close(self, code: int) -> None:
@@ -156,10 +180,9 @@ class Session:
         self.closed = True
         if self._writer is not None:
             self._writer.cancel()
-        for future in self._calls.values():
-            if not future.done():
-                future.set_exception(EventError(DISCONNECTED, "session disconnected"))
-        self._calls.clear()
+        calls, self._calls = self._calls, {}
+        for on_reply in calls.values():
+            on_reply(None, {"code": DISCONNECTED, "message": "session disconnected"})
 
 
 class RemoteError(Exception):

@@ -220,6 +220,11 @@ ACTIVE_WRITE_INTERVAL = env_float("ACTIVE_WRITE_INTERVAL", 60.0)
 OUTBOUND_QUEUE_MAX = env_int("OUTBOUND_QUEUE_MAX", 4096)
 # Default wait for a client's reply to a server call (seconds).
 CALL_TIMEOUT = env_float("CALL_TIMEOUT", 30.0)
+# Streamed text is written to the database at most this often per message (seconds).
+STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.25)
+# The built-in fake model: tokens per second and tokens per answer.
+FAKE_MODEL_TPS = env_float("FAKE_MODEL_TPS", 50.0)
+FAKE_MODEL_TOKENS = env_int("FAKE_MODEL_TOKENS", 60)
 # Token bucket per socket: sustained frames per second and burst size.
 FRAME_RATE = env_float("FRAME_RATE", 100.0)
 FRAME_BURST = env_int("FRAME_BURST", 200)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
@@ -23,6 +23,7 @@ urlpatterns = [
         name="user_disconnect",
     ),
     path("api/realtime/emit/", views.RoomEmitApi.as_view(), name="realtime_emit"),
+    path("api/", include("chats.urls")),
     # Apps add their routes above this line; it answers every other /api/ path.
     re_path(r"^api/", views.ApiNotFound.as_view()),
 ]

@@ -8,6 +8,7 @@ from realtime.state.base import (
     RemovedSession,
     SessionRecord,
     StateStore,
+    TaskRecord,
 )
 from realtime.state.memory import MemoryState
 from realtime.state.redis import RedisState
@@ -19,6 +20,7 @@ __all__ = [
     "RemovedSession",
     "SessionRecord",
     "StateStore",
+    "TaskRecord",
     "get_state",
 ]
 

@@ -40,6 +40,18 @@ class ReapedInstance:
     went_offline: list[int]
 
 
+@dataclass(slots=True)
+class TaskRecord:
+    """A running distributed task and the instance that runs it."""
+
+    task_id: str
+    item_id: str
+    user_id: int | None
+    instance_id: str
+    channel: str
+    created_at: float
+
+
 class StateStore(Protocol):
     """Shared state of the real-time layer."""
 
@@ -92,6 +104,21 @@ class StateStore(Protocol):
     async def presence_claim(self, *, interval: float) -> bool:
         """True if online users changed since the last broadcast and this caller may
         broadcast now (at most once per `interval`, fleet-wide)."""
+
+    async def task_add(self, *, record: TaskRecord) -> None:
+        """Record a running task."""
+
+    async def task_remove(self, *, task_id: str) -> None:
+        """Forget a finished task (no keys are left behind)."""
+
+    async def task_get(self, *, task_id: str) -> TaskRecord | None:
+        """One running task."""
+
+    async def task_list(self) -> list[TaskRecord]:
+        """Every running task, on every instance."""
+
+    async def task_ids_for_item(self, *, item_id: str) -> set[str]:
+        """Running tasks of an item (e.g. a chat)."""
 
     async def close(self) -> None:
         """Release connections held for the current event loop."""

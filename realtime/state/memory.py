@@ -2,7 +2,12 @@
 
 import time
 
-from realtime.state.base import ReapedInstance, RemovedSession, SessionRecord
+from realtime.state.base import (
+    ReapedInstance,
+    RemovedSession,
+    SessionRecord,
+    TaskRecord,
+)
 
 
 class MemoryState:
@@ -17,6 +22,7 @@ class MemoryState:
         self.presence_version = 0
         self.presence_sent = 0
         self.presence_last = 0.0
+        self.tasks: dict[str, TaskRecord] = {}
 
     async def session_add(
         self, *, sid: str, user_id: int, instance_id: str, channel: str
@@ -145,6 +151,26 @@ class MemoryState:
         self.presence_sent = self.presence_version
         self.presence_last = now
         return True
+
+    async def task_add(self, *, record: TaskRecord) -> None:
+        """Record a running task."""
+        self.tasks[record.task_id] = record
+
+    async def task_remove(self, *, task_id: str) -> None:
+        """Forget a finished task."""
+        self.tasks.pop(task_id, None)
+
+    async def task_get(self, *, task_id: str) -> TaskRecord | None:
+        """One running task."""
+        return self.tasks.get(task_id)
+
+    async def task_list(self) -> list[TaskRecord]:
+        """Every running task."""
+        return sorted(self.tasks.values(), key=lambda t: t.created_at)
+
+    async def task_ids_for_item(self, *, item_id: str) -> set[str]:
+        """Running tasks of an item."""
+        return {t.task_id for t in self.tasks.values() if t.item_id == item_id}
 
     async def close(self) -> None:
         """Nothing to release."""

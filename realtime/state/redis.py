@@ -12,6 +12,10 @@ Keys (all under REDIS_KEY_PREFIX, written `p:` here):
     p:i:{iid}:sessions   set   sessions held by the instance
     p:presence:*         version counter, last broadcast version, broadcast lock
     p:throttle:{key}     string with a TTL
+    p:t:{tid}            hash  item_id, user_id, instance, channel, created_at
+    p:tasks              set   running task ids
+    p:item:{item}:tasks  set   running tasks of an item
+    p:i:{iid}:tasks      set   tasks run by the instance
 
 Multi-key changes run as Lua scripts so that a session is added, removed or reaped
 atomically: two instances reaping the same dead instance, or a user connecting on one
@@ -27,7 +31,12 @@ from urllib.parse import urlparse
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
-from realtime.state.base import ReapedInstance, RemovedSession, SessionRecord
+from realtime.state.base import (
+    ReapedInstance,
+    RemovedSession,
+    SessionRecord,
+    TaskRecord,
+)
 
 # Shared by the remove and reap scripts: drop one session, report what changed.
 _REMOVE_FN = """
@@ -55,6 +64,40 @@ local function remove_session(p, sid)
   return {uid, offline, rooms}
 end
 """
+
+# Drop one task's keys (finished, stopped, or its instance died).
+_TASK_REMOVE_FN = """
+local function remove_task(p, tid)
+  local tkey = p .. ':t:' .. tid
+  local item = redis.call('HGET', tkey, 'item_id')
+  local inst = redis.call('HGET', tkey, 'instance')
+  redis.call('DEL', tkey)
+  redis.call('SREM', p .. ':tasks', tid)
+  if item then
+    local ikey = p .. ':item:' .. item .. ':tasks'
+    redis.call('SREM', ikey, tid)
+  end
+  if inst then redis.call('SREM', p .. ':i:' .. inst .. ':tasks', tid) end
+end
+"""
+
+_TASK_ADD = """
+local p, tid = ARGV[1], ARGV[2]
+redis.call('HSET', p .. ':t:' .. tid, 'item_id', ARGV[3], 'user_id', ARGV[4],
+           'instance', ARGV[5], 'channel', ARGV[6], 'created_at', ARGV[7])
+redis.call('SADD', p .. ':tasks', tid)
+redis.call('SADD', p .. ':item:' .. ARGV[3] .. ':tasks', tid)
+redis.call('SADD', p .. ':i:' .. ARGV[5] .. ':tasks', tid)
+return 1
+"""
+
+_TASK_REMOVE = (
+    _TASK_REMOVE_FN
+    + """
+remove_task(ARGV[1], ARGV[2])
+return 1
+"""
+)
 
 _ADD = """
 local p, sid, uid, iid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -99,6 +142,7 @@ return 1
 # ARGV[3] = '1' to reap only if the liveness key is gone; '0' to remove regardless.
 _REAP = (
     _REMOVE_FN
+    + _TASK_REMOVE_FN
     + """
 local p, iid = ARGV[1], ARGV[2]
 if ARGV[3] == '1' and redis.call('EXISTS', p .. ':i:' .. iid .. ':alive') == 1 then
@@ -116,7 +160,10 @@ for _, sid in ipairs(sids) do
     end
   end
 end
-redis.call('DEL', p .. ':i:' .. iid .. ':sessions')
+for _, tid in ipairs(redis.call('SMEMBERS', p .. ':i:' .. iid .. ':tasks')) do
+  remove_task(p, tid)
+end
+redis.call('DEL', p .. ':i:' .. iid .. ':sessions', p .. ':i:' .. iid .. ':tasks')
 redis.call('HDEL', p .. ':instances', iid)
 return {channel, #sids, offline, rooms}
 """
@@ -297,6 +344,43 @@ class RedisState:
         """True if presence changed since the last broadcast and this caller won."""
         return await self._run("presence", _PRESENCE_CLAIM, int(interval * 1000)) == 1
 
+    async def task_add(self, *, record: TaskRecord) -> None:
+        """Record a running task."""
+        await self._run(
+            "task_add",
+            _TASK_ADD,
+            record.task_id,
+            record.item_id,
+            "" if record.user_id is None else record.user_id,
+            record.instance_id,
+            record.channel,
+            record.created_at,
+        )
+
+    async def task_remove(self, *, task_id: str) -> None:
+        """Forget a finished task; its keys go with it."""
+        await self._run("task_remove", _TASK_REMOVE, task_id)
+
+    async def task_get(self, *, task_id: str) -> TaskRecord | None:
+        """One running task."""
+        data = await self.client().hgetall(f"{self.p}:t:{task_id}")
+        return _task_record(task_id, data) if data else None
+
+    async def task_list(self) -> list[TaskRecord]:
+        """Every running task, on every instance."""
+        client = self.client()
+        ids = sorted(await client.smembers(f"{self.p}:tasks"))
+        pipe = client.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hgetall(f"{self.p}:t:{tid}")
+        rows = await pipe.execute() if ids else []
+        records = [_task_record(t, d) for t, d in zip(ids, rows, strict=True) if d]
+        return sorted(records, key=lambda r: r.created_at)
+
+    async def task_ids_for_item(self, *, item_id: str) -> set[str]:
+        """Running tasks of an item."""
+        return set(await self.client().smembers(f"{self.p}:item:{item_id}:tasks"))
+
     async def flush(self) -> None:
         """Delete every key under the prefix (tests)."""
         client = self.client()
@@ -309,3 +393,14 @@ class RedisState:
         client = self._clients.pop(loop, None)
         if client is not None:
             await client.aclose()
+
+
+def _task_record(task_id: str, data: dict) -> TaskRecord:
+    return TaskRecord(
+        task_id=task_id,
+        item_id=data["item_id"],
+        user_id=int(data["user_id"]) if data.get("user_id") else None,
+        instance_id=data["instance"],
+        channel=data["channel"],
+        created_at=float(data["created_at"]),
+    )

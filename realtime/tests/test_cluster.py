@@ -3,134 +3,14 @@
 import asyncio
 import json
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-import websockets
 from channels.db import database_sync_to_async
-from django.db import connection
 
-from conftest import REDIS_TEST_URL, token_for
+from conftest import INSTANCE_TTL, MAX_FRAME_BYTES, WsClient, http_post, token_for
 from realtime import emit
-from realtime.launcher import ServerProcess, free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
-
-INSTANCE_TTL = 2.0
-MAX_FRAME_BYTES = 64 * 1024
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def database_env() -> dict[str, str]:
-    """Point server processes at the test database this process uses."""
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return {"SQLITE_PATH": s["NAME"], "DATABASE_URL": ""}
-    host, port = s.get("HOST") or "127.0.0.1", s.get("PORT") or 5432
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return {"DATABASE_URL": f"postgres://{auth}@{host}:{port}/{s['NAME']}"}
-
-
-@pytest.fixture
-def cluster(redis_settings, redis_prefix, settings, request):
-    """Two instances, daphne and uvicorn, on the test database and the real Redis."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    env = {
-        "REDIS_URL": REDIS_TEST_URL,
-        "REDIS_KEY_PREFIX": redis_prefix,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "INSTANCE_TTL": str(INSTANCE_TTL),
-        "PRESENCE_INTERVAL": "0.5",
-        "MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
-        "LOG_LEVEL": "DEBUG",
-        **database_env(),
-    }
-    servers = []
-    try:
-        for i, server in ((1, "daphne"), (2, "uvicorn")):
-            log = ARTIFACTS / f"{request.node.name}-instance{i}.log"
-            log.unlink(missing_ok=True)
-            process = ServerProcess(
-                port=free_port(), env=env, server=server, log_path=log
-            )
-            servers.append(process.start())
-        yield servers
-    finally:
-        for server in servers:
-            server.terminate()
-    # Tokens travel only in the first frame and are never logged (JWTs start "eyJ").
-    for server in servers:
-        assert "eyJ" not in server.log_path.read_text(errors="replace")
-
-
-class WsClient:
-    """A real WebSocket client speaking the protocol."""
-
-    def __init__(self, conn) -> None:
-        self.conn = conn
-        self.next_ack = 1
-        self.sid = None
-
-    @classmethod
-    async def open(cls, url: str, user, *, join: bool = False) -> "WsClient":
-        client = cls(await websockets.connect(url))
-        hello = await client.call("connect", {"token": token_for(user)}, ack=0)
-        client.sid = hello["data"]["sid"]
-        if join:
-            await client.call("user-join", {})
-        return client
-
-    async def call(self, event, data=None, *, ack=None, timeout=5) -> dict:
-        if ack is None:
-            ack, self.next_ack = self.next_ack, self.next_ack + 1
-        await self.conn.send(json.dumps({"event": event, "data": data, "ack": ack}))
-        while True:
-            frame = json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
-            if frame.get("ack") == ack:
-                return frame
-
-    async def event(self, name, timeout=5) -> dict:
-        while True:
-            frame = json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
-            if frame.get("event") == name:
-                return frame["data"]
-
-    async def closed_code(self, timeout=5) -> int:
-        try:
-            while True:
-                await asyncio.wait_for(self.conn.recv(), timeout)
-        except websockets.ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None
-
-    async def close(self) -> None:
-        await self.conn.close()
-
-
-def http_post(url: str, body: dict, token: str) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {token}",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as err:
-        return err.code, json.load(err)
-
-
-@pytest.fixture
-async def people(make_user):
-    make = database_sync_to_async(make_user)
-    return {
-        "alice": await make("alice"),
-        "bob": await make("bob"),
-        "admin": await make("admin", role="admin"),
-    }
 
 
 async def test_user_on_one_instance_sees_user_on_the_other_online(cluster, people):

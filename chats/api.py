@@ -1,0 +1,152 @@
+"""REST for chats, completions and tasks. Another user's chat or task is 404."""
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import transaction
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chats import services
+from chats.fake_model import MODEL_ID
+from chats.generation import generation_run
+from chats.models import Chat, Message
+from realtime import tasks
+from realtime.errors import NOT_FOUND, EventError
+
+
+class MessageOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = [
+            "message_id",
+            "parent_id",
+            "role",
+            "model",
+            "content",
+            "status_history",
+            "embeds",
+            "files",
+            "sources",
+            "done",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ChatOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Chat
+        fields = ["id", "title", "tags", "created_at", "updated_at"]
+
+
+class ChatListCreateApi(APIView):
+    """GET /api/chats/: my chats; POST: create one."""
+
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(
+            max_length=255, required=False, default="New Chat"
+        )
+
+    def get(self, request):
+        chats = Chat.objects.filter(owner=request.user)[:200]
+        return Response(ChatOutput(chats, many=True).data)
+
+    def post(self, request):
+        body = self.InputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        chat = services.chat_create(
+            owner=request.user, title=body.validated_data["title"]
+        )
+        return Response(ChatOutput(chat).data, status=status.HTTP_201_CREATED)
+
+
+class ChatDetailApi(APIView):
+    """GET /api/chats/{id}/: the chat with its messages."""
+
+    def get(self, request, chat_id: str):
+        chat = services.chat_get_for(user_id=request.user.id, chat_id=chat_id)
+        data = ChatOutput(chat).data
+        data["messages"] = MessageOutput(chat.messages.all(), many=True).data
+        return Response(data)
+
+
+class ChatCompletionApi(APIView):
+    """POST /api/chats/{id}/completions: start a fake-model answer as a task."""
+
+    class InputSerializer(serializers.Serializer):
+        prompt = serializers.CharField(max_length=10_000)
+        model = serializers.ChoiceField(choices=[MODEL_ID], default=MODEL_ID)
+        message_id = serializers.CharField(max_length=64, required=False)
+        tokens = serializers.IntegerField(min_value=1, max_value=5000, required=False)
+        tokens_per_second = serializers.FloatField(
+            min_value=0.1, max_value=10_000, required=False
+        )
+
+    def post(self, request, chat_id: str):
+        body = self.InputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        chat = services.chat_get_for(user_id=request.user.id, chat_id=chat_id)
+        with transaction.atomic():
+            question = Message.objects.create(
+                chat=chat, role=Message.Role.USER, content=v["prompt"], done=True
+            )
+            fields = {"parent_id": question.message_id, "model": v["model"]}
+            if v.get("message_id"):
+                if chat.messages.filter(message_id=v["message_id"]).exists():
+                    raise serializers.ValidationError({"message_id": "already used"})
+                fields["message_id"] = v["message_id"]
+            answer = Message.objects.create(
+                chat=chat, role=Message.Role.ASSISTANT, **fields
+            )
+        coro = generation_run(
+            user_id=request.user.id,
+            chat_id=chat.id,
+            message_id=answer.message_id,
+            prompt=v["prompt"],
+            tokens=v.get("tokens") or settings.FAKE_MODEL_TOKENS,
+            tokens_per_second=v.get("tokens_per_second") or settings.FAKE_MODEL_TPS,
+        )
+        # Runs on the server's event loop (async_to_sync from a view thread), so the
+        # task outlives this request.
+        task_id = async_to_sync(tasks.create_task)(
+            coro, chat.id, user_id=request.user.id
+        )
+        return Response(
+            {"task_id": task_id, "chat_id": chat.id, "message_id": answer.message_id},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class ChatTaskListApi(APIView):
+    """GET /api/chats/{id}/tasks/: ids of the chat's running tasks."""
+
+    def get(self, request, chat_id: str):
+        services.chat_get_for(user_id=request.user.id, chat_id=chat_id)
+        ids = async_to_sync(tasks.list_task_ids_by_item_id)(chat_id)
+        return Response({"task_ids": ids})
+
+
+class TaskListApi(APIView):
+    """GET /api/tasks/: my running tasks, on every instance."""
+
+    def get(self, request):
+        records = async_to_sync(tasks.list_tasks)(user_id=request.user.id)
+        return Response(
+            [
+                {"id": r.task_id, "item_id": r.item_id, "created_at": r.created_at}
+                for r in records
+            ]
+        )
+
+
+class TaskStopApi(APIView):
+    """POST /api/tasks/{id}/stop: stop my task wherever it runs."""
+
+    def post(self, request, task_id: str):
+        record = async_to_sync(tasks.get_task)(task_id)
+        if record is None or record.user_id != request.user.id:
+            raise EventError(NOT_FOUND, "no such task")
+        stopped = async_to_sync(tasks.stop_task)(task_id)
+        return Response({"stopped": stopped})

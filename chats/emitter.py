@@ -1,0 +1,296 @@
+"""The event emitter: stream a model's output to every session of a user and persist it.
+
+    emit = get_event_emitter(user_id, chat_id, message_id)
+    await emit({"type": "message", "data": {"content": "Hel"}})
+
+Every call sends `events` {"chat_id", "message_id", "data": event} to room user:{id}
+(all of the user's sessions, every instance) carrying only the new piece, then
+persists by type. Streamed text is buffered per message and written at most every
+STREAM_FLUSH_INTERVAL, and at once before any other event type, on done, on
+cancellation and on graceful shutdown.
+"""
+
+import asyncio
+import atexit
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from chats import services
+from realtime.emit import user_emit
+from realtime.errors import BAD_REQUEST, EventError
+
+log = logging.getLogger(__name__)
+
+DELTA_TYPES = {"message", "chat:message:delta"}
+REPLACE_TYPES = {"replace", "chat:message"}
+SOURCE_TYPES = {"source", "citation"}
+
+
+class MessageStream:
+    """Buffered persistence of one message; all its writes go through one lock."""
+
+    def __init__(self, *, chat_id: str, message_id: str) -> None:
+        self.chat_id = chat_id
+        self.message_id = message_id
+        self.pending: list[str] = []
+        self.lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add_delta(self, text: str) -> None:
+        """Buffer streamed text; the first piece after a flush arms the flush timer."""
+        if not text:
+            return
+        self.pending.append(text)
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(
+                settings.STREAM_FLUSH_INTERVAL, lambda: loop.create_task(self.flush())
+            )
+
+    async def flush(self) -> None:
+        """Write buffered text now."""
+        async with self.lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.pending:
+            return
+        text = "".join(self.pending)
+        self.pending.clear()
+        await database_sync_to_async(services.message_append)(
+            chat_id=self.chat_id, message_id=self.message_id, delta=text
+        )
+
+    async def apply(
+        self, write: Callable[[], Any], *, drop_pending: bool = False
+    ) -> None:
+        """Flush (or drop superseded) text, then run a write, in order."""
+        async with self.lock:
+            if drop_pending:
+                self.pending.clear()
+            await self._flush_locked()
+            await database_sync_to_async(write)()
+
+    def flush_sync(self) -> None:
+        """Write buffered text from sync code (interpreter exit)."""
+        if self.pending:
+            text = "".join(self.pending)
+            self.pending.clear()
+            services.message_append(
+                chat_id=self.chat_id, message_id=self.message_id, delta=text
+            )
+
+
+# Open streams per event loop (asyncio locks and timers belong to one loop).
+_streams: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loop_streams() -> dict[tuple[str, str], MessageStream]:
+    return _streams.setdefault(asyncio.get_running_loop(), {})
+
+
+def stream_for(*, chat_id: str, message_id: str) -> MessageStream:
+    """The open stream of a message, opened on first use."""
+    streams = _loop_streams()
+    key = (chat_id, message_id)
+    stream = streams.get(key)
+    if stream is None:
+        stream = streams[key] = MessageStream(chat_id=chat_id, message_id=message_id)
+    return stream
+
+
+async def stream_close(*, chat_id: str, message_id: str) -> None:
+    """Flush and forget a message's stream."""
+    stream = _loop_streams().pop((chat_id, message_id), None)
+    if stream is not None:
+        await stream.flush()
+
+
+async def streams_flush_all() -> int:
+    """Flush every open stream of this loop (graceful shutdown); returns how many."""
+    streams = list(_loop_streams().values())
+    for stream in streams:
+        try:
+            await stream.flush()
+        except Exception:
+            log.exception("could not flush %s/%s", stream.chat_id, stream.message_id)
+    return len(streams)
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # Last resort for servers without an ASGI lifespan (daphne): by now the loop has
+    # stopped, so write what is still buffered with the sync ORM.
+    for streams in list(_streams.values()):
+        for stream in list(streams.values()):
+            try:
+                stream.flush_sync()
+            except Exception:
+                log.exception(
+                    "lost buffered text of %s/%s", stream.chat_id, stream.message_id
+                )
+
+
+class EventEmitter:
+    """An async callable emitting a message's events; see get_event_emitter."""
+
+    def __init__(
+        self,
+        *,
+        user_id: int,
+        chat_id: str,
+        message_id: str,
+        session_id: str | None = None,
+        persist: bool = True,
+    ) -> None:
+        self.user_id = user_id
+        self.chat_id = chat_id
+        self.message_id = message_id
+        self.session_id = session_id
+        self.persist = persist and not str(chat_id).startswith("local:")
+        self._ready = False
+
+    async def __call__(self, event: dict) -> None:
+        """Send one event to every session of the user and persist it by type."""
+        kind, data = _check_event(event)
+        if self.persist and not self._ready:
+            # The message row must exist in a chat the user owns before anything is
+            # streamed into it; this also refuses someone else's chat (not_found).
+            await database_sync_to_async(services.message_ensure)(
+                user_id=self.user_id, chat_id=self.chat_id, message_id=self.message_id
+            )
+            self._ready = True
+        await user_emit(
+            user_id=self.user_id,
+            event="events",
+            data={
+                "chat_id": self.chat_id,
+                "message_id": self.message_id,
+                "data": event,
+            },
+        )
+        if self.persist:
+            await self._persist(kind, data)
+
+    async def flush(self) -> None:
+        """Write any buffered text now (cancellation, end of generation)."""
+        if self.persist:
+            await stream_for(chat_id=self.chat_id, message_id=self.message_id).flush()
+
+    async def close(self) -> None:
+        """Flush and release the message's stream."""
+        if self.persist:
+            await stream_close(chat_id=self.chat_id, message_id=self.message_id)
+
+    async def _persist(self, kind: str, data: Any) -> None:
+        ids = {"chat_id": self.chat_id, "message_id": self.message_id}
+        stream = stream_for(**ids)
+        if kind in DELTA_TYPES:
+            stream.add_delta(_text(data, "content"))
+        elif kind in REPLACE_TYPES:
+            content = _text(data, "content")
+            await stream.apply(
+                lambda: services.message_replace(**ids, content=content),
+                drop_pending=True,
+            )
+        elif kind == "status":
+            await stream.apply(
+                lambda: services.message_extend(
+                    **ids, field="status_history", items=[data]
+                )
+            )
+        elif kind in ("embeds", "files"):
+            items = _list(data, kind)
+            await stream.apply(
+                lambda: services.message_extend(**ids, field=kind, items=items)
+            )
+        elif kind in SOURCE_TYPES:
+            if isinstance(data, dict) and "type" not in data:
+                await stream.apply(
+                    lambda: services.message_extend(
+                        **ids, field="sources", items=[data]
+                    )
+                )
+        elif kind == "chat:completion":
+            await self._complete(stream, data)
+        elif kind == "chat:title":
+            title = data.get("title") if isinstance(data, dict) else data
+            if not isinstance(title, str):
+                raise EventError(BAD_REQUEST, "chat:title needs a string title")
+            await stream.apply(
+                lambda: services.chat_set_title(chat_id=self.chat_id, title=title)
+            )
+        elif kind == "chat:tags":
+            tags = data.get("tags") if isinstance(data, dict) else data
+            if not isinstance(tags, list):
+                raise EventError(BAD_REQUEST, "chat:tags needs a list")
+            await stream.apply(
+                lambda: services.chat_set_tags(chat_id=self.chat_id, tags=tags)
+            )
+
+    async def _complete(self, stream: MessageStream, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise EventError(BAD_REQUEST, "chat:completion needs an object")
+        content = data.get("content")
+        if content is not None and not isinstance(content, str):
+            raise EventError(BAD_REQUEST, "chat:completion content must be a string")
+        done = bool(data.get("done"))
+        ids = {"chat_id": self.chat_id, "message_id": self.message_id}
+        await stream.apply(
+            lambda: services.message_complete(**ids, content=content, done=done),
+            drop_pending=content is not None,
+        )
+        title = data.get("title")
+        if isinstance(title, str) and title:
+            await stream.apply(
+                lambda: services.chat_set_title(chat_id=self.chat_id, title=title)
+            )
+        if done:
+            await self.close()
+
+
+def get_event_emitter(
+    user_id: int,
+    chat_id: str,
+    message_id: str,
+    session_id: str | None = None,
+    persist: bool = True,
+) -> EventEmitter:
+    """An emitter for one message of one user's chat, usable from any instance."""
+    return EventEmitter(
+        user_id=user_id,
+        chat_id=chat_id,
+        message_id=message_id,
+        session_id=session_id,
+        persist=persist,
+    )
+
+
+def _check_event(event: Any) -> tuple[str, Any]:
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise EventError(BAD_REQUEST, 'an event is {"type": string, "data": ...}')
+    return event["type"], event.get("data")
+
+
+def _text(data: Any, key: str) -> str:
+    value = data.get(key, "") if isinstance(data, dict) else data
+    if not isinstance(value, str):
+        raise EventError(BAD_REQUEST, f"{key} must be a string")
+    return value
+
+
+def _list(data: Any, key: str) -> list:
+    value = data.get(key) if isinstance(data, dict) else data
+    if not isinstance(value, list):
+        raise EventError(BAD_REQUEST, f"{key} must be a list")
+    return value

@@ -1,0 +1,64 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+def new_chat_id() -> str:
+    """A chat id: a UUID string, as Open WebUI uses."""
+    return str(uuid.uuid4())
+
+
+class Chat(models.Model):
+    """A conversation owned by one user; its messages are rows of Message."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_chat_id)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats"
+    )
+    title = models.CharField(max_length=255, default="New Chat")
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Message(models.Model):
+    """One message of a chat. Streaming appends to `content` in place; the chat row is
+    never rewritten per token."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        SYSTEM = "system"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    message_id = models.CharField(max_length=64, default=new_chat_id)
+    parent_id = models.CharField(max_length=64, null=True, blank=True)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ASSISTANT)
+    model = models.CharField(max_length=128, blank=True)
+    content = models.TextField(blank=True, default="")
+    status_history = models.JSONField(default=list, blank=True)
+    embeds = models.JSONField(default=list, blank=True)
+    files = models.JSONField(default=list, blank=True)
+    sources = models.JSONField(default=list, blank=True)
+    done = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chat", "message_id"], name="unique_message_id_per_chat"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chat_id}/{self.message_id}"

@@ -1,0 +1,99 @@
+"""Writes to chats and messages; the emitter, REST views and tasks all call these.
+
+Streaming writes are single UPDATE statements on one message row: text is appended in
+SQL (no read-modify-write of the content, never of the whole chat).
+"""
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from chats.models import Chat, Message
+from realtime.errors import NOT_FOUND, EventError
+
+
+def chat_create(*, owner, title: str = "New Chat", chat_id: str | None = None) -> Chat:
+    """Create a chat for its owner."""
+    fields = {"owner": owner, "title": title or "New Chat"}
+    if chat_id:
+        fields["id"] = chat_id
+    return Chat.objects.create(**fields)
+
+
+def chat_get_for(*, user_id: int, chat_id: str) -> Chat:
+    """The user's chat; not_found for a missing chat or someone else's."""
+    chat = Chat.objects.filter(id=chat_id, owner_id=user_id).first()
+    if chat is None:
+        raise EventError(NOT_FOUND, "no such chat")
+    return chat
+
+
+def message_ensure(
+    *, user_id: int, chat_id: str, message_id: str, role: str = "assistant", **fields
+) -> Message:
+    """The message row of a chat the user owns, created on first use."""
+    chat = chat_get_for(user_id=user_id, chat_id=chat_id)
+    message, _ = Message.objects.get_or_create(
+        chat=chat, message_id=message_id, defaults={"role": role, **fields}
+    )
+    return message
+
+
+def message_append(*, chat_id: str, message_id: str, delta: str) -> int:
+    """Append streamed text in one UPDATE; returns rows changed."""
+    return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
+        content=Concat(F("content"), Value(delta)), updated_at=timezone.now()
+    )
+
+
+def message_replace(*, chat_id: str, message_id: str, content: str) -> int:
+    """Replace the content."""
+    return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
+        content=content, updated_at=timezone.now()
+    )
+
+
+def message_extend(*, chat_id: str, message_id: str, field: str, items: list) -> int:
+    """Add items to one of the list fields (status_history, embeds, files, sources)."""
+    assert field in {"status_history", "embeds", "files", "sources"}, field
+    with transaction.atomic():
+        row = (
+            Message.objects.select_for_update()
+            .filter(chat_id=chat_id, message_id=message_id)
+            .values_list(field, flat=True)
+            .first()
+        )
+        if row is None:
+            return 0
+        return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
+            **{field: [*row, *items], "updated_at": timezone.now()}
+        )
+
+
+def message_complete(
+    *, chat_id: str, message_id: str, content: str | None, done: bool
+) -> int:
+    """Store the final content (when given) and the done flag."""
+    fields: dict[str, Any] = {"updated_at": timezone.now()}
+    if content is not None:
+        fields["content"] = content
+    if done:
+        fields["done"] = True
+    return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
+        **fields
+    )
+
+
+def chat_set_title(*, chat_id: str, title: str) -> int:
+    """Rename a chat."""
+    return Chat.objects.filter(id=chat_id).update(
+        title=str(title)[:255], updated_at=timezone.now()
+    )
+
+
+def chat_set_tags(*, chat_id: str, tags: list) -> int:
+    """Replace a chat's tags."""
+    return Chat.objects.filter(id=chat_id).update(tags=tags, updated_at=timezone.now())

@@ -1,0 +1,133 @@
+"""Distributed tasks: run here, listed and stoppable from any instance.
+
+A task runs as an asyncio task in the process that created it; its record (item,
+owner, instance) is in shared state. `task_stop` sends `task.stop` to the owning
+instance's layer channel, whose hub cancels it: no Redis pub/sub connection whose
+reads a socket timeout could end, and the receive loop reconnects with backoff after
+a Redis restart. A finished task removes its record; a dead instance's records are
+removed when it is reaped.
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Coroutine
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from realtime.hub import get_hub
+from realtime.state import TaskRecord, get_state
+
+log = logging.getLogger(__name__)
+
+# How long task_stop waits for a remote instance to confirm the task ended.
+STOP_CONFIRM_SECONDS = 5.0
+
+_local: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _tasks_here() -> dict[str, asyncio.Task]:
+    return _local.setdefault(asyncio.get_running_loop(), {})
+
+
+async def create_task(
+    coro: Coroutine[Any, Any, Any], item_id: str, *, user_id: int | None = None
+) -> str:
+    """Run a coroutine as a task any instance can list and stop; returns its id."""
+    hub = await get_hub()
+    task_id = str(uuid.uuid4())
+    record = TaskRecord(
+        task_id=task_id,
+        item_id=str(item_id),
+        user_id=user_id,
+        instance_id=hub.instance_id,
+        channel=hub.channel,
+        created_at=time.time(),
+    )
+    await get_state().task_add(record=record)
+    task = asyncio.get_running_loop().create_task(_run(task_id, coro))
+    _tasks_here()[task_id] = task
+    return task_id
+
+
+async def _run(task_id: str, coro: Coroutine) -> Any:
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        log.info("task %s stopped", task_id)
+        raise
+    except Exception:
+        log.exception("task %s failed", task_id)
+    finally:
+        _tasks_here().pop(task_id, None)
+        try:
+            await asyncio.shield(get_state().task_remove(task_id=task_id))
+        except Exception:
+            log.warning("could not remove the record of task %s", task_id)
+
+
+async def list_tasks(*, user_id: int | None = None) -> list[TaskRecord]:
+    """Running tasks on every instance (of one user, if given)."""
+    tasks = await get_state().task_list()
+    return [t for t in tasks if user_id is None or t.user_id == user_id]
+
+
+async def list_task_ids_by_item_id(item_id: str) -> list[str]:
+    """Ids of the running tasks of an item (e.g. a chat)."""
+    return sorted(await get_state().task_ids_for_item(item_id=str(item_id)))
+
+
+async def get_task(task_id: str) -> TaskRecord | None:
+    """The record of a running task."""
+    return await get_state().task_get(task_id=task_id)
+
+
+async def stop_task(task_id: str) -> bool:
+    """Stop a task wherever it runs; True once it has ended, False if unknown."""
+    record = await get_state().task_get(task_id=task_id)
+    if record is None:
+        return False
+    if await stop_local(task_id):
+        return True
+    await get_channel_layer().send(
+        record.channel, {"type": "task.stop", "task_id": task_id}
+    )
+    deadline = time.monotonic() + STOP_CONFIRM_SECONDS
+    while time.monotonic() < deadline:
+        if await get_state().task_get(task_id=task_id) is None:
+            return True
+        await asyncio.sleep(0.05)
+    log.warning("task %s did not confirm its stop", task_id)
+    return False
+
+
+async def stop_item_tasks(item_id: str) -> list[str]:
+    """Stop every task of an item; returns the ids that were stopped."""
+    stopped = []
+    for task_id in await list_task_ids_by_item_id(item_id):
+        if await stop_task(task_id):
+            stopped.append(task_id)
+    return stopped
+
+
+async def stop_local(task_id: str) -> bool:
+    """Cancel a task of this process and wait for it to end; False if not here."""
+    task = _tasks_here().get(task_id)
+    if task is None:
+        return False
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return True
+
+
+async def stop_all_local() -> int:
+    """Cancel every task of this process (graceful shutdown); returns how many."""
+    ids = list(_tasks_here())
+    for task_id in ids:
+        await stop_local(task_id)
+    return len(ids)
