@@ -43,6 +43,7 @@ async def session_call(
     ref = uuid.uuid4().hex
     future = asyncio.get_running_loop().create_future()
     hub.pending_calls[ref] = future
+    timeout = timeout or settings.CALL_TIMEOUT
     try:
         await get_channel_layer().send(
             record.channel,
@@ -53,9 +54,10 @@ async def session_call(
                 "data": data,
                 "ref": ref,
                 "reply_to": hub.channel,
+                "timeout": timeout,
             },
         )
-        reply = await asyncio.wait_for(future, timeout or settings.CALL_TIMEOUT)
+        reply = await asyncio.wait_for(future, timeout)
     except TimeoutError:
         raise EventError(TIMEOUT, f"no reply to {event} in time") from None
     finally:

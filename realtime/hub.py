@@ -242,7 +242,9 @@ class Hub:
         if session is None:
             on_reply(None, {"code": "disconnected", "message": "session is gone"})
         else:
-            session.send_call(message["event"], message["data"], on_reply)
+            session.send_call(
+                message["event"], message["data"], on_reply, expire=message["timeout"]
+            )
 
     async def _close(self, session: Session, message: dict) -> None:
         code = message.get("code", CLOSE_UNAUTHORIZED)

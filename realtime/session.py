@@ -109,14 +109,20 @@ class Session:
         self._tokens -= 1
         return True
 
-    def send_call(self, event: str, data: Any, on_reply: ReplyCallback) -> int:
+    def send_call(
+        self, event: str, data: Any, on_reply: ReplyCallback, *, expire: float = 0
+    ) -> int:
         """Send a call frame; `on_reply(data, error)` runs once with the answer, or with
-        a `disconnected` error if the socket closes first."""
+        a `disconnected` error if the socket closes first. After `expire` seconds the
+        call is forgotten (the caller has given up) and a late reply is a stray one."""
         if self.closed:
             on_reply(None, {"code": DISCONNECTED, "message": "session is disconnected"})
             return 0
         call_id = next(self._call_ids)
         self._calls[call_id] = on_reply
+        if expire:
+            loop = asyncio.get_running_loop()
+            loop.call_later(expire, self._calls.pop, call_id, None)
         self.push(wire.call_frame(event, data, call_id))
         return call_id
 

@@ -9,6 +9,7 @@ removed when it is reaped.
 """
 
 import asyncio
+import contextvars
 import logging
 import time
 import uuid
@@ -50,7 +51,14 @@ async def create_task(
         created_at=time.time(),
     )
     await get_state().task_add(record=record)
-    task = asyncio.get_running_loop().create_task(_run(task_id, coro))
+    # A fresh context: a task started from a request (e.g. a sync view through
+    # async_to_sync) must not inherit asgiref's binding to that request's thread,
+    # whose executor is gone once the response is sent.
+    task = asyncio.get_running_loop().create_task(
+        _run(task_id, coro), context=contextvars.Context()
+    )
+    # A task stopped before it first ran never enters _run: close its coroutine.
+    task.add_done_callback(lambda _: coro.close())
     _tasks_here()[task_id] = task
     return task_id
 
@@ -122,6 +130,9 @@ async def stop_local(task_id: str) -> bool:
         return False
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    # _run's cleanup does not run for a task cancelled before it started.
+    _tasks_here().pop(task_id, None)
+    await get_state().task_remove(task_id=task_id)
     return True
 
 

@@ -1,0 +1,162 @@
+"""REST for chats, completions and tasks."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import AsyncClient
+from rest_framework.test import APIClient
+
+from chats.models import Chat, Message
+from conftest import token_for
+from realtime import tasks
+
+
+class AuthedAsyncClient:
+    """Django's AsyncClient with a bearer token on every request."""
+
+    def __init__(self, user) -> None:
+        self.client = AsyncClient()
+        self.headers = {"Authorization": f"Bearer {token_for(user)}"}
+
+    async def get(self, path):
+        return await self.client.get(path, headers=self.headers)
+
+    async def post(self, path, body=None):
+        return await self.client.post(
+            path, body or {}, content_type="application/json", headers=self.headers
+        )
+
+
+def api_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
+    return client
+
+
+@pytest.mark.django_db
+def test_create_list_and_get_chats(make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    api = api_for(alice)
+    created = api.post("/api/chats/", {"title": "Plans"}, format="json")
+    assert created.status_code == 201
+    chat_id = created.json()["id"]
+    Message.objects.create(chat_id=chat_id, role="user", content="hi", message_id="q1")
+    assert [c["id"] for c in api.get("/api/chats/").json()] == [chat_id]
+    detail = api.get(f"/api/chats/{chat_id}/").json()
+    assert detail["title"] == "Plans"
+    assert [(m["message_id"], m["content"]) for m in detail["messages"]] == [
+        ("q1", "hi")
+    ]
+    assert api_for(bob).get("/api/chats/").json() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path, method",
+    [
+        ("/api/chats/{id}/", "get"),
+        ("/api/chats/{id}/completions", "post"),
+        ("/api/chats/{id}/tasks/", "get"),
+    ],
+)
+def test_someone_elses_or_missing_chat_is_404(make_user, path, method):
+    owner, intruder = make_user("owner"), make_user("intruder")
+    chat = Chat.objects.create(owner=owner)
+    for chat_id in (chat.id, "no-such-chat"):
+        response = getattr(api_for(intruder), method)(
+            path.format(id=chat_id), {"prompt": "x"}, format="json"
+        )
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    assert Message.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"prompt": ""},
+        {"prompt": 5, "tokens": "many"},
+        {"prompt": "x", "tokens": 0},
+        {"prompt": "x", "model": "gpt-9"},
+        {"prompt": "x", "tokens_per_second": -1},
+    ],
+)
+def test_bad_completion_bodies_are_400(make_user, body):
+    user = make_user()
+    chat = Chat.objects.create(owner=user)
+    response = api_for(user).post(
+        f"/api/chats/{chat.id}/completions", body, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert Message.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_chat_title_too_long_is_400(make_user):
+    response = api_for(make_user()).post(
+        "/api/chats/", {"title": "x" * 300}, format="json"
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
+    user = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    tab = await ws(user)
+    client = AuthedAsyncClient(user)
+    response = await client.post(
+        f"/api/chats/{chat.id}/completions",
+        {"prompt": "hello there", "tokens": 8, "tokens_per_second": 200},
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == {"task_id", "chat_id", "message_id"}
+    listed = await client.get("/api/tasks/")
+    assert [t["id"] for t in listed.json()] == [body["task_id"]]
+    kinds, pieces = [], []
+    while "chat:completion" not in kinds:
+        event = (await tab.recv_event("events"))["data"]
+        kinds.append(event["type"])
+        if event["type"] == "message":
+            pieces.append(event["data"]["content"])
+    assert kinds[:3] == ["status", "source", "status"] and len(pieces) == 8
+    await asyncio.sleep(0.05)
+    answer = await database_sync_to_async(Message.objects.get)(
+        chat=chat, message_id=body["message_id"]
+    )
+    assert (answer.content, answer.done, answer.role) == (
+        "".join(pieces),
+        True,
+        "assistant",
+    )
+    assert len(answer.status_history) == 3 and len(answer.sources) == 1
+    chat = await database_sync_to_async(Chat.objects.get)(pk=chat.id)
+    assert chat.title == "Hello there"
+    assert await tasks.list_tasks() == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_stop_my_task_but_not_someone_elses(make_user):
+    user = await database_sync_to_async(make_user)()
+    other = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    mine, theirs = AuthedAsyncClient(user), AuthedAsyncClient(other)
+    started = await mine.post(
+        f"/api/chats/{chat.id}/completions",
+        {"prompt": "long", "tokens": 1000, "tokens_per_second": 50},
+    )
+    task_id = started.json()["task_id"]
+    assert (await theirs.get("/api/tasks/")).json() == []
+    refused = await theirs.post(f"/api/tasks/{task_id}/stop")
+    assert refused.status_code == 404
+    assert (await mine.get(f"/api/chats/{chat.id}/tasks/")).json() == {
+        "task_ids": [task_id]
+    }
+    stopped = await mine.post(f"/api/tasks/{task_id}/stop")
+    assert (stopped.status_code, stopped.json()) == (200, {"stopped": True})
+    assert (await mine.post(f"/api/tasks/{task_id}/stop")).status_code == 404
