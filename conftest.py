@@ -249,6 +249,9 @@ def cluster(redis_settings, redis_prefix, settings, request):
         "LOG_LEVEL": "DEBUG",
         **database_env(),
     }
+    marker = request.node.get_closest_marker("cluster_env")
+    if marker is not None:
+        env.update({k: str(v) for k, v in marker.kwargs.items()})
     servers = []
     try:
         for i, server in ((1, "daphne"), (2, "uvicorn")):
@@ -310,10 +313,21 @@ class WsClient:
         await self.conn.close()
 
 
-def http_post(url: str, body: dict, token: str) -> tuple[int, dict]:
+def http_post(url: str, body: dict | None, token: str) -> tuple[int, dict]:
+    """POST JSON to a server process; returns (status, body)."""
+    return http_request(url, token, data=json.dumps(body or {}).encode())
+
+
+def http_get(url: str, token: str) -> tuple[int, dict]:
+    """GET from a server process; returns (status, body)."""
+    return http_request(url, token)
+
+
+def http_request(url: str, token: str, data: bytes | None = None) -> tuple[int, dict]:
+    """One HTTP request with a bearer token; returns (status, JSON body)."""
     request = urllib.request.Request(
         url,
-        data=json.dumps(body).encode(),
+        data=data,
         headers={
             "Content-Type": "application/json",
             "Authorization": f"Bearer {token}",

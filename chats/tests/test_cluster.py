@@ -1,0 +1,165 @@
+"""Chat streaming across two real server processes (daphne and uvicorn) on Redis."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chats.caller import get_event_call
+from chats.fake_model import fake_tokens
+from chats.models import Chat, Message
+from conftest import WsClient, http_get, http_post, token_for
+from realtime.errors import EventError
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+
+async def start_completion(server, user, chat, **body) -> dict:
+    status, reply = await asyncio.to_thread(
+        http_post,
+        f"{server.http}/api/chats/{chat.id}/completions",
+        {"prompt": "what is streaming", **body},
+        token_for(user),
+    )
+    assert status == 202, reply
+    return reply
+
+
+async def collect(client, *, until: str, pieces: list, limit: int | None = None):
+    """Read `events` frames until an event of type `until` (or `limit` pieces)."""
+    while True:
+        event = (await client.event("events", timeout=10))["data"]
+        if event["type"] == "message":
+            pieces.append(event["data"]["content"])
+            if limit and len(pieces) >= limit:
+                return event["type"]
+        if event["type"] == until:
+            return event["type"]
+
+
+@database_sync_to_async
+def message_row(chat, message_id) -> Message:
+    return Message.objects.get(chat=chat, message_id=message_id)
+
+
+@pytest.fixture
+async def alice_chat(people):
+    chat = await database_sync_to_async(Chat.objects.create)(owner=people["alice"])
+    return people["alice"], chat
+
+
+async def test_stream_started_on_one_instance_reaches_a_session_on_the_other(
+    cluster, alice_chat
+):
+    one, two = cluster
+    alice, chat = alice_chat
+    tab = await WsClient.open(two.ws, alice)
+    started = await start_completion(one, alice, chat, tokens=20, tokens_per_second=200)
+    pieces: list[str] = []
+    await collect(tab, until="chat:completion", pieces=pieces)
+    await tab.close()
+    assert pieces == fake_tokens("what is streaming", 20)
+    await asyncio.sleep(0.1)
+    row = await message_row(chat, started["message_id"])
+    assert (row.content, row.done) == ("".join(pieces), True)
+
+
+async def test_stop_from_the_other_instance(cluster, alice_chat):
+    one, two = cluster
+    alice, chat = alice_chat
+    tab = await WsClient.open(two.ws, alice)
+    started = await start_completion(
+        one, alice, chat, tokens=2000, tokens_per_second=50
+    )
+    pieces: list[str] = []
+    await collect(tab, until="never", pieces=pieces, limit=5)
+    status, body = await asyncio.to_thread(
+        http_post,
+        f"{two.http}/api/tasks/{started['task_id']}/stop",
+        {},
+        token_for(alice),
+    )
+    assert (status, body) == (200, {"stopped": True})
+    await collect(tab, until="chat:tasks:cancel", pieces=pieces)
+    await tab.close()
+    row = await message_row(chat, started["message_id"])
+    assert row.content == "".join(pieces) and not row.done
+    assert 5 <= len(pieces) < 2000
+    status, listed = await asyncio.to_thread(
+        http_get, f"{one.http}/api/tasks/", token_for(alice)
+    )
+    assert (status, listed) == (200, [])
+
+
+@pytest.mark.cluster_env(STREAM_FLUSH_INTERVAL=30)
+@pytest.mark.parametrize("index", [0, 1], ids=["daphne", "uvicorn"])
+async def test_sigterm_mid_stream_loses_nothing_streamed(cluster, alice_chat, index):
+    server = cluster[index]
+    watcher_server = cluster[1 - index]
+    alice, chat = alice_chat
+    tab = await WsClient.open(watcher_server.ws, alice)
+    # A long flush interval cannot hide loss: only the shutdown path writes.
+    started = await start_completion(
+        server, alice, chat, tokens=2000, tokens_per_second=40
+    )
+    pieces: list[str] = []
+    await collect(tab, until="never", pieces=pieces, limit=12)
+    await asyncio.to_thread(server.terminate)
+    # Frames already in flight still arrive; anything the server sent was streamed.
+    try:
+        await collect(tab, until="chat:tasks:cancel", pieces=pieces)
+    except TimeoutError:
+        pass  # daphne stops without cancelling tasks: no cancel event
+    await tab.close()
+    row = await message_row(chat, started["message_id"])
+    assert row.content == "".join(pieces)
+    assert len(pieces) >= 12
+
+
+async def test_killed_client_does_not_stop_the_stream(cluster, alice_chat):
+    one, _ = cluster
+    alice, chat = alice_chat
+    tab = await WsClient.open(one.ws, alice)
+    started = await start_completion(one, alice, chat, tokens=30, tokens_per_second=100)
+    await collect(tab, until="never", pieces=[], limit=2)
+    tab.conn.transport.abort() if hasattr(tab.conn, "transport") else None
+    await tab.conn.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = await message_row(chat, started["message_id"])
+        if row.done:
+            break
+        await asyncio.sleep(0.1)
+    assert row.done
+    assert row.content == "".join(fake_tokens("what is streaming", 30))
+
+
+async def test_call_reaches_a_session_on_another_instance(cluster, people):
+    _, two = cluster
+    alice = people["alice"]
+    tab = await WsClient.open(two.ws, alice)
+
+    async def answer():
+        while True:
+            frame = json.loads(await asyncio.wait_for(tab.conn.recv(), 5))
+            if "call" in frame:
+                reply = {
+                    "reply": frame["call"],
+                    "data": {"echo": frame["data"]["data"]},
+                }
+                await tab.conn.send(json.dumps(reply))
+                return
+
+    answering = asyncio.ensure_future(answer())
+    call = get_event_call(alice.id, tab.sid, "chat-9", "m9", timeout=5)
+    result = await call({"type": "execute:python", "data": {"code": "1"}})
+    await answering
+    assert result == {"echo": {"type": "execute:python", "data": {"code": "1"}}}
+    # Someone else's session is refused before anything reaches it.
+    bob_call = get_event_call(people["bob"].id, tab.sid, "chat-9", "m9", timeout=1)
+    with pytest.raises(EventError) as raised:
+        await bob_call({"type": "execute:python", "data": {}})
+    assert raised.value.code == "forbidden"
+    await tab.close()
