@@ -1,5 +1,7 @@
 """REST for chats, completions and tasks. Another user's chat or task is 404."""
 
+from datetime import UTC, datetime
+
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
@@ -10,7 +12,7 @@ from rest_framework.views import APIView
 from chats import services
 from chats.fake_model import MODEL_ID
 from chats.generation import generation_run
-from chats.models import Chat, Message
+from chats.models import DEFAULT_TITLE, Chat, Message
 from realtime import tasks
 from realtime.errors import NOT_FOUND, EventError
 
@@ -45,7 +47,7 @@ class ChatListCreateApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         title = serializers.CharField(
-            max_length=255, required=False, default="New Chat"
+            max_length=255, required=False, allow_blank=True, default=DEFAULT_TITLE
         )
 
     def get(self, request):
@@ -84,10 +86,10 @@ class ChatCompletionApi(APIView):
         )
 
     def post(self, request, chat_id: str):
+        chat = services.chat_get_for(user_id=request.user.id, chat_id=chat_id)
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
-        chat = services.chat_get_for(user_id=request.user.id, chat_id=chat_id)
         with transaction.atomic():
             question = Message.objects.create(
                 chat=chat, role=Message.Role.USER, content=v["prompt"], done=True
@@ -95,7 +97,7 @@ class ChatCompletionApi(APIView):
             fields = {"parent_id": question.message_id, "model": v["model"]}
             if v.get("message_id"):
                 if chat.messages.filter(message_id=v["message_id"]).exists():
-                    raise serializers.ValidationError({"message_id": "already used"})
+                    raise serializers.ValidationError({"message_id": ["already used"]})
                 fields["message_id"] = v["message_id"]
             answer = Message.objects.create(
                 chat=chat, role=Message.Role.ASSISTANT, **fields
@@ -107,6 +109,8 @@ class ChatCompletionApi(APIView):
             prompt=v["prompt"],
             tokens=v.get("tokens") or settings.FAKE_MODEL_TOKENS,
             tokens_per_second=v.get("tokens_per_second") or settings.FAKE_MODEL_TPS,
+            # Like Open WebUI, a chat is named after its first prompt, not renamed.
+            set_title=chat.title == DEFAULT_TITLE,
         )
         # Runs on the server's event loop (async_to_sync from a view thread), so the
         # task outlives this request.
@@ -135,7 +139,11 @@ class TaskListApi(APIView):
         records = async_to_sync(tasks.list_tasks)(user_id=request.user.id)
         return Response(
             [
-                {"id": r.task_id, "item_id": r.item_id, "created_at": r.created_at}
+                {
+                    "id": r.task_id,
+                    "item_id": r.item_id,
+                    "created_at": datetime.fromtimestamp(r.created_at, UTC).isoformat(),
+                }
                 for r in records
             ]
         )
@@ -149,4 +157,8 @@ class TaskStopApi(APIView):
         if record is None or record.user_id != request.user.id:
             raise EventError(NOT_FOUND, "no such task")
         stopped = async_to_sync(tasks.stop_task)(task_id)
-        return Response({"stopped": stopped})
+        if not stopped:
+            # Sent, but its instance did not confirm in time (it may be dying; the
+            # reaper removes its tasks).
+            return Response({"stopped": False}, status=status.HTTP_202_ACCEPTED)
+        return Response({"stopped": True})

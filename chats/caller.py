@@ -18,7 +18,7 @@ def get_event_call(
 
     It raises forbidden if the session is not the user's, disconnected if the session
     is gone or leaves before replying, timeout after `timeout` (default CALL_TIMEOUT),
-    and realtime.calls.CallError if the client replies with an error.
+    and realtime.errors.CallError if the client replies with an error.
     """
 
     async def call(event: dict) -> Any:

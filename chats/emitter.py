@@ -15,6 +15,7 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -47,10 +48,23 @@ class MessageStream:
             return
         self.pending.append(text)
         if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(
-                settings.STREAM_FLUSH_INTERVAL, lambda: loop.create_task(self.flush())
-            )
+            self._arm()
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(
+            settings.STREAM_FLUSH_INTERVAL,
+            lambda: _keep(loop.create_task(self._tick())),
+        )
+
+    async def _tick(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            # The text is back in the buffer; try again next interval.
+            log.exception("flush of %s/%s failed", self.chat_id, self.message_id)
+            if self._timer is None and self.pending:
+                self._arm()
 
     async def flush(self) -> None:
         """Write buffered text now."""
@@ -65,9 +79,15 @@ class MessageStream:
             return
         text = "".join(self.pending)
         self.pending.clear()
-        await database_sync_to_async(services.message_append)(
-            chat_id=self.chat_id, message_id=self.message_id, delta=text
-        )
+        try:
+            await database_sync_to_async(services.message_append)(
+                chat_id=self.chat_id, message_id=self.message_id, delta=text
+            )
+        except BaseException:
+            self.pending.insert(
+                0, text
+            )  # nothing streamed is dropped by a failed write
+            raise
 
     async def apply(
         self, write: Callable[[], Any], *, drop_pending: bool = False
@@ -87,6 +107,15 @@ class MessageStream:
             services.message_append(
                 chat_id=self.chat_id, message_id=self.message_id, delta=text
             )
+
+
+# Flush tasks started by timers, kept so they are not collected while running.
+_timer_tasks: set[asyncio.Task] = set()
+
+
+def _keep(task: asyncio.Task) -> None:
+    _timer_tasks.add(task)
+    task.add_done_callback(_timer_tasks.discard)
 
 
 # Open streams per event loop (asyncio locks and timers belong to one loop).
@@ -159,17 +188,14 @@ class EventEmitter:
         self.session_id = session_id
         self.persist = persist and not str(chat_id).startswith("local:")
         self._ready = False
+        self._chat_checked = False
 
     async def __call__(self, event: dict) -> None:
         """Send one event to every session of the user and persist it by type."""
         kind, data = _check_event(event)
-        if self.persist and not self._ready:
-            # The message row must exist in a chat the user owns before anything is
-            # streamed into it; this also refuses someone else's chat (not_found).
-            await database_sync_to_async(services.message_ensure)(
-                user_id=self.user_id, chat_id=self.chat_id, message_id=self.message_id
-            )
-            self._ready = True
+        value = _validate(kind, data)  # malformed events are refused before sending
+        if self.persist:
+            await self._prepare(stored=value is not _NOT_STORED)
         await user_emit(
             user_id=self.user_id,
             event="events",
@@ -179,8 +205,22 @@ class EventEmitter:
                 "data": event,
             },
         )
-        if self.persist:
-            await self._persist(kind, data)
+        if self.persist and value is not _NOT_STORED:
+            await self._persist(kind, value)
+
+    async def _prepare(self, *, stored: bool) -> None:
+        # Nothing is sent about a chat the user does not own (not_found); the message
+        # row is made when the first stored event comes.
+        if not self._chat_checked:
+            await database_sync_to_async(services.chat_get_for)(
+                user_id=self.user_id, chat_id=self.chat_id
+            )
+            self._chat_checked = True
+        if stored and not self._ready:
+            await database_sync_to_async(services.message_ensure)(
+                user_id=self.user_id, chat_id=self.chat_id, message_id=self.message_id
+            )
+            self._ready = True
 
     async def flush(self) -> None:
         """Write any buffered text now (cancellation, end of generation)."""
@@ -192,71 +232,39 @@ class EventEmitter:
         if self.persist:
             await stream_close(chat_id=self.chat_id, message_id=self.message_id)
 
-    async def _persist(self, kind: str, data: Any) -> None:
+    async def _persist(self, kind: str, value: Any) -> None:
         ids = {"chat_id": self.chat_id, "message_id": self.message_id}
         stream = stream_for(**ids)
         if kind in DELTA_TYPES:
-            stream.add_delta(_text(data, "content"))
+            stream.add_delta(value)
         elif kind in REPLACE_TYPES:
-            content = _text(data, "content")
-            await stream.apply(
-                lambda: services.message_replace(**ids, content=content),
-                drop_pending=True,
+            write = partial(services.message_replace, **ids, content=value)
+            await stream.apply(write, drop_pending=True)
+        elif kind in LIST_FIELDS:
+            write = partial(
+                services.message_extend, **ids, field=LIST_FIELDS[kind], items=value
             )
-        elif kind == "status":
-            await stream.apply(
-                lambda: services.message_extend(
-                    **ids, field="status_history", items=[data]
-                )
-            )
-        elif kind in ("embeds", "files"):
-            items = _list(data, kind)
-            await stream.apply(
-                lambda: services.message_extend(**ids, field=kind, items=items)
-            )
-        elif kind in SOURCE_TYPES:
-            if isinstance(data, dict) and "type" not in data:
-                await stream.apply(
-                    lambda: services.message_extend(
-                        **ids, field="sources", items=[data]
-                    )
-                )
+            await stream.apply(write)
         elif kind == "chat:completion":
-            await self._complete(stream, data)
+            content, done, title = value
+            write = partial(
+                services.message_complete, **ids, content=content, done=done
+            )
+            await stream.apply(write, drop_pending=content is not None)
+            if title:
+                await stream.apply(
+                    partial(services.chat_set_title, chat_id=self.chat_id, title=title)
+                )
+            if done:
+                await self.close()
         elif kind == "chat:title":
-            title = data.get("title") if isinstance(data, dict) else data
-            if not isinstance(title, str):
-                raise EventError(BAD_REQUEST, "chat:title needs a string title")
             await stream.apply(
-                lambda: services.chat_set_title(chat_id=self.chat_id, title=title)
+                partial(services.chat_set_title, chat_id=self.chat_id, title=value)
             )
         elif kind == "chat:tags":
-            tags = data.get("tags") if isinstance(data, dict) else data
-            if not isinstance(tags, list):
-                raise EventError(BAD_REQUEST, "chat:tags needs a list")
             await stream.apply(
-                lambda: services.chat_set_tags(chat_id=self.chat_id, tags=tags)
+                partial(services.chat_set_tags, chat_id=self.chat_id, tags=value)
             )
-
-    async def _complete(self, stream: MessageStream, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise EventError(BAD_REQUEST, "chat:completion needs an object")
-        content = data.get("content")
-        if content is not None and not isinstance(content, str):
-            raise EventError(BAD_REQUEST, "chat:completion content must be a string")
-        done = bool(data.get("done"))
-        ids = {"chat_id": self.chat_id, "message_id": self.message_id}
-        await stream.apply(
-            lambda: services.message_complete(**ids, content=content, done=done),
-            drop_pending=content is not None,
-        )
-        title = data.get("title")
-        if isinstance(title, str) and title:
-            await stream.apply(
-                lambda: services.chat_set_title(chat_id=self.chat_id, title=title)
-            )
-        if done:
-            await self.close()
 
 
 def get_event_emitter(
@@ -274,6 +282,50 @@ def get_event_emitter(
         session_id=session_id,
         persist=persist,
     )
+
+
+_NOT_STORED = object()
+# Event types whose data extends a list field of the message.
+LIST_FIELDS = {
+    "status": "status_history",
+    "embeds": "embeds",
+    "files": "files",
+    "source": "sources",
+    "citation": "sources",
+}
+
+
+def _validate(kind: str, data: Any) -> Any:
+    """What an event stores, checked before anything is sent; _NOT_STORED if none."""
+    if kind in DELTA_TYPES or kind in REPLACE_TYPES:
+        return _text(data, "content")
+    if kind == "status":
+        return [data]
+    if kind in ("embeds", "files"):
+        return _list(data, kind)
+    if kind in SOURCE_TYPES:
+        # Sources with a "type" are other payloads (e.g. code execution results).
+        return [data] if isinstance(data, dict) and "type" not in data else _NOT_STORED
+    if kind == "chat:completion":
+        if not isinstance(data, dict):
+            raise EventError(BAD_REQUEST, "chat:completion needs an object")
+        content = data.get("content")
+        if content is not None and not isinstance(content, str):
+            raise EventError(BAD_REQUEST, "chat:completion content must be a string")
+        title = data.get("title")
+        title = title if isinstance(title, str) and title else None
+        return content, bool(data.get("done")), title
+    if kind == "chat:title":
+        title = data.get("title") if isinstance(data, dict) else data
+        if not isinstance(title, str):
+            raise EventError(BAD_REQUEST, "chat:title needs a string title")
+        return title
+    if kind == "chat:tags":
+        tags = data.get("tags") if isinstance(data, dict) else data
+        if not isinstance(tags, list):
+            raise EventError(BAD_REQUEST, "chat:tags needs a list")
+        return tags
+    return _NOT_STORED
 
 
 def _check_event(event: Any) -> tuple[str, Any]:

@@ -30,7 +30,12 @@ def fake_title(prompt: str) -> str:
 
 
 async def fake_generate(
-    emit: EventEmitter, *, prompt: str, tokens: int, tokens_per_second: float
+    emit: EventEmitter,
+    *,
+    prompt: str,
+    tokens: int,
+    tokens_per_second: float,
+    set_title: bool = True,
 ) -> str:
     """Stream an answer through `emit`; returns the full text."""
     await emit({"type": "status", "data": {"action": "thinking", "done": False}})
@@ -55,10 +60,8 @@ async def fake_generate(
         await emit({"type": "message", "data": {"content": piece}})
     content = "".join(pieces)
     await emit({"type": "status", "data": {"action": "generating", "done": True}})
-    await emit(
-        {
-            "type": "chat:completion",
-            "data": {"done": True, "content": content, "title": fake_title(prompt)},
-        }
-    )
+    completion = {"done": True, "content": content}
+    if set_title:
+        completion["title"] = fake_title(prompt)
+    await emit({"type": "chat:completion", "data": completion})
     return content

@@ -12,12 +12,17 @@ async def generation_run(
     prompt: str,
     tokens: int,
     tokens_per_second: float,
+    set_title: bool = True,
 ) -> str:
     """Stream an answer; when stopped, keep what was streamed and tell the user."""
     emit = get_event_emitter(user_id, chat_id, message_id)
     try:
         return await fake_generate(
-            emit, prompt=prompt, tokens=tokens, tokens_per_second=tokens_per_second
+            emit,
+            prompt=prompt,
+            tokens=tokens,
+            tokens_per_second=tokens_per_second,
+            set_title=set_title,
         )
     except BaseException:
         # Stopped or failed: what was streamed so far is written before anything else.

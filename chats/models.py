@@ -3,6 +3,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+DEFAULT_TITLE = "New Chat"
+
 
 def new_chat_id() -> str:
     """A chat id: a UUID string, as Open WebUI uses."""
@@ -16,7 +18,7 @@ class Chat(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats"
     )
-    title = models.CharField(max_length=255, default="New Chat")
+    title = models.CharField(max_length=255, default=DEFAULT_TITLE)
     tags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

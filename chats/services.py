@@ -11,13 +11,15 @@ from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from chats.models import Chat, Message
+from chats.models import DEFAULT_TITLE, Chat, Message
 from realtime.errors import NOT_FOUND, EventError
 
 
-def chat_create(*, owner, title: str = "New Chat", chat_id: str | None = None) -> Chat:
+def chat_create(
+    *, owner, title: str = DEFAULT_TITLE, chat_id: str | None = None
+) -> Chat:
     """Create a chat for its owner."""
-    fields = {"owner": owner, "title": title or "New Chat"}
+    fields = {"owner": owner, "title": title or DEFAULT_TITLE}
     if chat_id:
         fields["id"] = chat_id
     return Chat.objects.create(**fields)

@@ -12,18 +12,9 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime.errors import DISCONNECTED, FORBIDDEN, TIMEOUT, EventError
+from realtime.errors import DISCONNECTED, FORBIDDEN, TIMEOUT, CallError, EventError
 from realtime.hub import get_hub
 from realtime.state import get_state
-
-
-class CallError(Exception):
-    """The client answered a call with an error object."""
-
-    def __init__(self, code: Any, message: str = "") -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 async def session_call(
@@ -43,7 +34,7 @@ async def session_call(
     ref = uuid.uuid4().hex
     future = asyncio.get_running_loop().create_future()
     hub.pending_calls[ref] = future
-    timeout = timeout or settings.CALL_TIMEOUT
+    timeout = settings.CALL_TIMEOUT if timeout is None else timeout
     try:
         await get_channel_layer().send(
             record.channel,
@@ -64,7 +55,7 @@ async def session_call(
         hub.pending_calls.pop(ref, None)
     error = reply.get("error")
     if error is not None:
-        if error.get("code") == DISCONNECTED:
+        if error.get("server"):  # set by the server, never by a client's reply
             raise EventError(DISCONNECTED, "the session disconnected before replying")
         raise CallError(error.get("code"), str(error.get("message", "")))
     return reply.get("data")

@@ -21,6 +21,15 @@ CLOSE_TOO_BIG = 1009
 CLOSE_SLOW_CONSUMER = 1013
 
 
+class CallError(Exception):
+    """A client answered a server call with an error object."""
+
+    def __init__(self, code: object, message: str = "") -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
 class EventError(Exception):
     """An error reply: raised by handlers and services, sent as {"code", "message"}."""
 

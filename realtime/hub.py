@@ -52,6 +52,7 @@ class Hub:
         self.pending_calls: dict[str, asyncio.Future] = {}  # calls made from here
         self._groups_refreshed = time.monotonic()
         self._stopping = False
+        self._background: set[asyncio.Task] = set()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -235,7 +236,12 @@ class Hub:
         elif kind == "task.stop":
             from realtime.tasks import stop_local  # tasks imports the hub
 
-            await stop_local(message["task_id"])
+            # Not awaited here: a slow-to-stop task must not hold up this loop.
+            task = asyncio.get_running_loop().create_task(
+                stop_local(message["task_id"])
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         else:
             log.warning("unknown layer message type %r", kind)
 
@@ -249,7 +255,7 @@ class Hub:
 
         session = self.sessions.get(message["sid"])
         if session is None:
-            on_reply(None, {"code": "disconnected", "message": "session is gone"})
+            on_reply(None, {"code": "disconnected", "server": True})
         else:
             session.send_call(
                 message["event"], message["data"], on_reply, expire=message["timeout"]

@@ -16,6 +16,7 @@ from realtime.errors import (
     CLOSE_SLOW_CONSUMER,
     DISCONNECTED,
     TIMEOUT,
+    CallError,
     EventError,
 )
 
@@ -116,7 +117,7 @@ class Session:
         a `disconnected` error if the socket closes first. After `expire` seconds the
         call is forgotten (the caller has given up) and a late reply is a stray one."""
         if self.closed:
-            on_reply(None, {"code": DISCONNECTED, "message": "session is disconnected"})
+            on_reply(None, {"code": DISCONNECTED, "server": True})
             return 0
         call_id = next(self._call_ids)
         self._calls[call_id] = on_reply
@@ -135,11 +136,11 @@ class Session:
                 return
             if error is None:
                 future.set_result(result)
-            elif error.get("code") == DISCONNECTED:
+            elif error.get("server"):
                 future.set_exception(EventError(DISCONNECTED, "session disconnected"))
             else:
                 future.set_exception(
-                    RemoteError(error.get("code"), error.get("message", ""))
+                    CallError(error.get("code"), error.get("message", ""))
                 )
 
         call_id = self.send_call(event, data, on_reply)
@@ -188,13 +189,4 @@ class Session:
             self._writer.cancel()
         calls, self._calls = self._calls, {}
         for on_reply in calls.values():
-            on_reply(None, {"code": DISCONNECTED, "message": "session disconnected"})
-
-
-class RemoteError(Exception):
-    """The client answered a server call with an error object."""
-
-    def __init__(self, code: Any, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+            on_reply(None, {"code": DISCONNECTED, "server": True})

@@ -161,9 +161,21 @@ LAYER_GROUP_EXPIRY = env_int("LAYER_GROUP_EXPIRY", 86_400)
 LAYER_SOCKET_TIMEOUT = env_float("LAYER_SOCKET_TIMEOUT", 30.0)
 
 
+# redis-py 8's asyncio pools allow 100 connections and then fail at once
+# (MaxConnectionsError) instead of waiting: a burst of concurrent commands (200 streams,
+# a reconnect storm) must not fail. Layer pools get this many; the state store's pool
+# waits up to REDIS_POOL_TIMEOUT for a free connection.
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
+REDIS_POOL_TIMEOUT = env_float("REDIS_POOL_TIMEOUT", 10.0)
+
+
 def redis_channel_layer(*, url: str, sentinels: list, master: str, prefix: str) -> dict:
     """The CHANNEL_LAYERS entry for channels-redis (used by tests with their prefix)."""
-    host: dict = {"socket_timeout": LAYER_SOCKET_TIMEOUT, "socket_connect_timeout": 5}
+    host: dict = {
+        "socket_timeout": LAYER_SOCKET_TIMEOUT,
+        "socket_connect_timeout": 5,
+        "max_connections": REDIS_MAX_CONNECTIONS,
+    }
     if sentinels:
         host.update({"sentinels": sentinels, "master_name": master})
         if url:

@@ -1,7 +1,7 @@
 """Distributed tasks: run here, listed and stoppable from any instance.
 
 A task runs as an asyncio task in the process that created it; its record (item,
-owner, instance) is in shared state. `task_stop` sends `task.stop` to the owning
+owner, instance) is in shared state. `stop_task` sends `task.stop` to the owning
 instance's layer channel, whose hub cancels it: no Redis pub/sub connection whose
 reads a socket timeout could end, and the receive loop reconnects with backoff after
 a Redis restart. A finished task removes its record; a dead instance's records are

@@ -96,6 +96,22 @@ def test_bad_completion_bodies_are_400(make_user, body):
 
 
 @pytest.mark.django_db
+def test_bad_body_for_someone_elses_chat_is_still_404(make_user):
+    owner, intruder = make_user("owner"), make_user("intruder")
+    chat = Chat.objects.create(owner=owner)
+    response = api_for(intruder).post(
+        f"/api/chats/{chat.id}/completions", {}, format="json"
+    )
+    assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_blank_title_falls_back_to_default(make_user):
+    response = api_for(make_user()).post("/api/chats/", {"title": ""}, format="json")
+    assert (response.status_code, response.json()["title"]) == (201, "New Chat")
+
+
+@pytest.mark.django_db
 def test_chat_title_too_long_is_400(make_user):
     response = api_for(make_user()).post(
         "/api/chats/", {"title": "x" * 300}, format="json"
@@ -110,7 +126,7 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     tab = await ws(user)
     client = AuthedAsyncClient(user)
     response = await client.post(
-        f"/api/chats/{chat.id}/completions",
+        f"/api/chats/{chat.id}/completions/",  # with or without the trailing slash
         {"prompt": "hello there", "tokens": 8, "tokens_per_second": 200},
     )
     assert response.status_code == 202
@@ -160,3 +176,18 @@ async def test_stop_my_task_but_not_someone_elses(make_user):
     stopped = await mine.post(f"/api/tasks/{task_id}/stop")
     assert (stopped.status_code, stopped.json()) == (200, {"stopped": True})
     assert (await mine.post(f"/api/tasks/{task_id}/stop")).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_titled_chat_keeps_its_title(ws, make_user):
+    user = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user, title="Mine")
+    tab = await ws(user)
+    client = AuthedAsyncClient(user)
+    await client.post(
+        f"/api/chats/{chat.id}/completions", {"prompt": "rename me", "tokens": 2}
+    )
+    while (await tab.recv_event("events"))["data"]["type"] != "chat:completion":
+        pass
+    await asyncio.sleep(0.05)
+    assert (await database_sync_to_async(Chat.objects.get)(pk=chat.id)).title == "Mine"

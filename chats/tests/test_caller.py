@@ -6,8 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chats.caller import get_event_call
-from realtime.calls import CallError
-from realtime.errors import EventError
+from realtime.errors import CallError, EventError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,3 +112,13 @@ async def test_client_error_reply(backend, ws, make_user):
     with pytest.raises(CallError) as raised:
         await pending
     assert (raised.value.code, raised.value.message) == ("declined", "no")
+
+
+async def test_client_cannot_fake_a_disconnect(backend, ws, make_user):
+    user = await database_sync_to_async(make_user)()
+    tab = await ws(user)
+    call = get_event_call(user.id, tab.sid, "c", "m", timeout=3)
+    pending = asyncio.ensure_future(call({"type": "execute:python", "data": {}}))
+    await answer_next_call(tab, {"error": {"code": "disconnected"}})
+    with pytest.raises(CallError):
+        await pending

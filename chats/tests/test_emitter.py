@@ -197,3 +197,48 @@ async def test_stopping_a_generation_keeps_what_was_streamed(ws, make_user, make
     assert message.content == "".join(received)
     assert message.done is False
     assert await tasks.list_tasks() == []
+
+
+async def test_malformed_events_are_refused_before_sending_even_when_not_stored(
+    ws, make_user
+):
+    user = await database_sync_to_async(make_user)()
+    tab = await ws(user)
+    emit = get_event_emitter(user.id, "local:scratch", "m1")
+    with pytest.raises(EventError):
+        await emit({"type": "message", "data": {"content": 5}})
+    assert await tab.nothing(0.2)
+
+
+async def test_a_failed_write_keeps_the_text_for_the_next_flush(
+    make_user, make_chat, monkeypatch
+):
+    from chats import services
+
+    user = await database_sync_to_async(make_user)()
+    chat = await make_chat(user)
+    emit = get_event_emitter(user.id, chat.id, "m1")
+    await emit({"type": "message", "data": {"content": "kept "}})
+    real_append = services.message_append
+    calls = {"n": 0}
+
+    def failing_once(**kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database went away")
+        return real_append(**kwargs)
+
+    monkeypatch.setattr(services, "message_append", failing_once)
+    with pytest.raises(RuntimeError):
+        await emit.flush()
+    await emit({"type": "message", "data": {"content": "and more"}})
+    await emit({"type": "chat:completion", "data": {"done": True}})
+    assert (await message_of(chat, "m1")).content == "kept and more"
+
+
+async def test_events_that_are_not_stored_create_no_message_row(make_user, make_chat):
+    user = await database_sync_to_async(make_user)()
+    chat = await make_chat(user)
+    emit = get_event_emitter(user.id, chat.id, "m1")
+    await emit({"type": "chat:tasks:cancel", "data": {}})
+    assert await database_sync_to_async(Message.objects.count)() == 0

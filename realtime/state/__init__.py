@@ -43,6 +43,8 @@ def get_state() -> StateStore:
                 sentinels=settings.REDIS_SENTINELS,
                 sentinel_master=settings.REDIS_SENTINEL_MASTER,
                 prefix=settings.REDIS_KEY_PREFIX,
+                max_connections=settings.REDIS_MAX_CONNECTIONS,
+                pool_timeout=settings.REDIS_POOL_TIMEOUT,
             )
         else:
             _store = MemoryState()

@@ -113,6 +113,10 @@ class MemoryState:
 
     async def instance_remove(self, *, instance_id: str) -> ReapedInstance | None:
         """Remove every session of the instance."""
+        for task_id in [
+            t.task_id for t in self.tasks.values() if t.instance_id == instance_id
+        ]:
+            del self.tasks[task_id]
         sids = [s.sid for s in self.sessions.values() if s.instance_id == instance_id]
         if not sids:
             return None

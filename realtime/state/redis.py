@@ -192,7 +192,11 @@ class RedisState:
         sentinels: list[tuple[str, int]] | None = None,
         sentinel_master: str = "mymaster",
         prefix: str = "rt",
+        max_connections: int = 200,
+        pool_timeout: float = 10.0,
     ) -> None:
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
         self.url = url
         self.sentinels = sentinels or []
         self.sentinel_master = sentinel_master
@@ -212,7 +216,11 @@ class RedisState:
         return client
 
     def _new_client(self) -> aioredis.Redis:
-        opts = {"decode_responses": True, "health_check_interval": 30}
+        opts = {
+            "decode_responses": True,
+            "health_check_interval": 30,
+            "max_connections": self.max_connections,
+        }
         if self.sentinels:
             parsed = urlparse(self.url) if self.url else None
             if parsed and parsed.password:
@@ -220,7 +228,11 @@ class RedisState:
             if parsed and parsed.path.strip("/"):
                 opts["db"] = int(parsed.path.strip("/"))
             return Sentinel(self.sentinels).master_for(self.sentinel_master, **opts)
-        return aioredis.Redis.from_url(self.url, **opts)
+        # Waits for a free connection rather than failing a burst of commands.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, timeout=self.pool_timeout, **opts
+        )
+        return aioredis.Redis(connection_pool=pool)
 
     async def _run(self, name: str, source: str, *args) -> object:
         client = self.client()

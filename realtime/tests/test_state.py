@@ -93,6 +93,18 @@ async def test_presence_claim_once_per_change_and_interval(store):
     assert await store.presence_claim(interval=0.2) is True
 
 
+async def test_instance_remove_takes_its_tasks(store):
+    from realtime.state import TaskRecord
+
+    for tid, iid in (("t1", "i1"), ("t2", "i2")):
+        record = TaskRecord(tid, "chat", 1, iid, "c", 1.0)
+        await store.task_add(record=record)
+    await store.session_add(sid="a", user_id=1, instance_id="i1", channel="c1")
+    await store.instance_remove(instance_id="i1")
+    assert [t.task_id for t in await store.task_list()] == ["t2"]
+    assert await store.task_ids_for_item(item_id="chat") == {"t2"}
+
+
 async def test_instance_remove_takes_all_its_sessions(store):
     await store.session_add(sid="a", user_id=1, instance_id="i1", channel="c1")
     await store.session_add(sid="b", user_id=2, instance_id="i1", channel="c1")

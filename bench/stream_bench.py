@@ -1,0 +1,328 @@
+"""Chat streaming benchmark: N concurrent generations at T tokens/s to live clients.
+
+    .venv/bin/python bench/stream_bench.py --streams 200 --tps 50 --tokens 250
+
+Three processes on this machine, over the real Redis and database:
+  server  one uvicorn (or daphne) instance; every client socket is connected to it
+  worker  runs N event emitters (realtime server code on another instance), pacing
+          deltas at T tokens/s and finishing with chat:completion; persists to the DB
+  clients this process: N authenticated WebSocket clients, one per user
+
+Reports emitter-to-client latency (worker clock just before emit() to client receive,
+same machine clock), DB writes per message (UPDATE/INSERT statements on chats_message
+counted on the worker's connections) against duration / STREAM_FLUSH_INTERVAL + 2,
+and the CPU used by the server and the worker.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+# --- worker -------------------------------------------------------------------------
+
+
+async def worker_main(plan_path: str, out_path: str) -> None:
+    import django
+
+    django.setup()
+    from channels.db import database_sync_to_async
+    from django.db.backends.signals import connection_created
+
+    from chats.emitter import get_event_emitter
+
+    plan = json.loads(Path(plan_path).read_text())
+    writes = {"n": 0}
+
+    def count(execute, sql, params, many, context):
+        statement = sql.lstrip().upper()
+        if statement.startswith(("UPDATE", "INSERT")) and "CHATS_MESSAGE" in statement:
+            writes["n"] += 1
+        return execute(sql, params, many, context)
+
+    def install(sender, connection, **kwargs):
+        if count not in connection.execute_wrappers:
+            connection.execute_wrappers.append(count)
+
+    connection_created.connect(install)
+    await database_sync_to_async(lambda: None)()  # warm the DB thread
+    sent: dict[str, list[float]] = {}
+    delay = 1.0 / plan["tps"]
+
+    async def stream(entry: dict, start: float) -> None:
+        emit = get_event_emitter(
+            entry["user_id"], entry["chat_id"], entry["message_id"]
+        )
+        times = sent[entry["message_id"]] = []
+        loop = asyncio.get_running_loop()
+        pieces = []
+        for i in range(plan["tokens"]):
+            await asyncio.sleep(max(0.0, start + (i + 1) * delay - loop.time()))
+            piece = f"t{i} "
+            pieces.append(piece)
+            times.append(time.time())
+            await emit({"type": "message", "data": {"content": piece}})
+        await emit(
+            {
+                "type": "chat:completion",
+                "data": {"done": True, "content": "".join(pieces)},
+            }
+        )
+
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.5
+    # Spread the streams' phases over one token interval, as real generations are.
+    began = time.time()
+    await asyncio.gather(
+        *(
+            stream(entry, start + delay * i / len(plan["streams"]))
+            for i, entry in enumerate(plan["streams"])
+        )
+    )
+    Path(out_path).write_text(
+        json.dumps(
+            {"sent": sent, "writes": writes["n"], "duration": time.time() - began}
+        )
+    )
+
+
+# --- orchestrator ---------------------------------------------------------------------
+
+
+def configure(env: dict) -> None:
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime.settings")
+    import django
+
+    django.setup()
+
+
+def prepare_database(args, env: dict) -> dict:
+    """A fresh database for the run; returns the env that points at it."""
+    if args.database == "postgres":
+        import psycopg
+
+        name = f"rt_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(args.postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        base = args.postgres_admin_url.rsplit("/", 1)[0]
+        return {"DATABASE_URL": f"{base}/{name}", "_PG_DB": name}
+    path = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+    return {"SQLITE_PATH": str(path), "DATABASE_URL": ""}
+
+
+def drop_database(args, db_env: dict) -> None:
+    if args.database == "postgres" and db_env.get("_PG_DB"):
+        import psycopg
+
+        with psycopg.connect(args.postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_env["_PG_DB"]}" WITH (FORCE)')
+
+
+def seed(streams: int) -> list[dict]:
+    """Users, chats and assistant message rows (as the completions view makes them)."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from chats.models import Chat, Message
+    from realtime.models import User
+
+    plan = []
+    for i in range(streams):
+        user = User.objects.create(username=f"bench{i}", name=f"Bench {i}")
+        chat = Chat.objects.create(owner=user)
+        message = Message.objects.create(chat=chat, role="assistant")
+        plan.append(
+            {
+                "user_id": user.id,
+                "chat_id": chat.id,
+                "message_id": message.message_id,
+                "token": str(AccessToken.for_user(user)),
+            }
+        )
+    return plan
+
+
+async def run_clients(url: str, plan: list[dict], tokens: int, worker_cmd, worker_env):
+    """Connect every client, start the worker, collect receive times."""
+    import websockets
+
+    received: dict[str, list[float]] = {e["message_id"]: [] for e in plan}
+    done = asyncio.Event()
+    finished = {"n": 0}
+
+    async def client(entry: dict, ready: asyncio.Event) -> None:
+        async with websockets.connect(url, max_queue=None) as ws:
+            hello = {"event": "connect", "data": {"token": entry["token"]}, "ack": 0}
+            await ws.send(json.dumps(hello))
+            json.loads(await ws.recv())
+            ready.set()
+            times = received[entry["message_id"]]
+            async for raw in ws:
+                now = time.time()
+                frame = json.loads(raw)
+                if frame.get("event") != "events":
+                    continue
+                kind = frame["data"]["data"]["type"]
+                if kind == "message":
+                    times.append(now)
+                elif kind == "chat:completion":
+                    finished["n"] += 1
+                    if finished["n"] == len(plan):
+                        done.set()
+                    return
+
+    readies = [asyncio.Event() for _ in plan]
+    tasks = [
+        asyncio.create_task(client(e, r)) for e, r in zip(plan, readies, strict=True)
+    ]
+    deadline = time.monotonic() + 60
+    while not all(r.is_set() for r in readies):
+        failed = [t.exception() for t in tasks if t.done() and t.exception()]
+        if failed or time.monotonic() > deadline:
+            ready = sum(r.is_set() for r in readies)
+            raise SystemExit(f"{ready}/{len(plan)} clients connected: {failed[:1]}")
+        await asyncio.sleep(0.05)
+    worker = await asyncio.create_subprocess_exec(*worker_cmd, env=worker_env, cwd=ROOT)
+    code = await worker.wait()
+    try:
+        await asyncio.wait_for(done.wait(), timeout=30)
+    except TimeoutError:
+        got = sum(len(v) for v in received.values())
+        raise SystemExit(
+            f"worker exited {code}; {finished['n']}/{len(plan)} streams finished, "
+            f"{got} deltas received"
+        ) from None
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return received, worker
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--tps", type=float, default=50.0)
+    parser.add_argument("--tokens", type=int, default=250)
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument(
+        "--database", choices=["postgres", "sqlite"], default="postgres"
+    )
+    parser.add_argument(
+        "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--flush-interval", type=float, default=0.25)
+    parser.add_argument(
+        "--worker", nargs=2, metavar=("PLAN", "OUT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+
+    if args.worker:
+        asyncio.run(worker_main(*args.worker))
+        return
+
+    prefix = f"rt-bench-{uuid.uuid4().hex[:8]}"
+    db_env = prepare_database(args, {})
+    env = {
+        "REDIS_URL": args.redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "STREAM_FLUSH_INTERVAL": str(args.flush_interval),
+        "LOG_LEVEL": "WARNING",
+        "FRAME_RATE": "100000",
+        "FRAME_BURST": "100000",
+        **{k: v for k, v in db_env.items() if not k.startswith("_")},
+    }
+    configure(env)
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from realtime.launcher import ServerProcess, free_port
+
+    server = None
+    try:
+        call_command("migrate", verbosity=0)
+        plan = seed(args.streams)
+        env["SECRET_KEY"] = settings.SECRET_KEY
+        server = ServerProcess(port=free_port(), env=env, server=args.server).start()
+        tmp = Path(tempfile.mkdtemp())
+        plan_path, out_path = tmp / "plan.json", tmp / "worker.json"
+        plan_path.write_text(
+            json.dumps({"streams": plan, "tps": args.tps, "tokens": args.tokens})
+        )
+        worker_env = {**os.environ, **env}
+        worker_cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            str(plan_path),
+            str(out_path),
+        ]
+        server_cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
+        received, worker = asyncio.run(
+            run_clients(server.ws, plan, args.tokens, worker_cmd, worker_env)
+        )
+        wall = time.monotonic() - wall0
+        server_cpu = cpu_seconds(server.proc.pid) - server_cpu0
+        result = json.loads(out_path.read_text())
+    finally:
+        if server is not None:
+            server.terminate()
+        drop_database(args, db_env)
+
+    latencies, missing = [], 0
+    for message_id, sent in result["sent"].items():
+        got = received[message_id]
+        missing += len(sent) - len(got)
+        latencies.extend((r - s) * 1000 for s, r in zip(sent, got, strict=False))
+    duration = args.tokens / args.tps
+    bound = duration / args.flush_interval + 2
+    writes_per_message = result["writes"] / args.streams
+    rows = [
+        (
+            "streams x tokens/s",
+            f"{args.streams} x {args.tps:g} ({args.tokens} tokens each)",
+        ),
+        ("server / database / layer", f"{args.server} / {args.database} / redis"),
+        ("deltas delivered", f"{len(latencies)} (missing {missing})"),
+        (
+            "latency p50 / p99 / max (ms)",
+            f"{statistics.median(latencies):.1f} / {percentile(latencies, 99):.1f}"
+            f" / {max(latencies):.1f}",
+        ),
+        ("DB writes per message", f"{writes_per_message:.1f} (bound {bound:.0f})"),
+        (
+            "server CPU",
+            f"{server_cpu:.1f} s in {wall:.1f} s"
+            f" ({100 * server_cpu / wall:.0f}% of a core)",
+        ),
+        (
+            "worker run time",
+            f"{result['duration']:.1f} s for {duration:.1f} s of tokens",
+        ),
+    ]
+    print("| measure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
