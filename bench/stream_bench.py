@@ -58,7 +58,7 @@ async def worker_main(plan_path: str, out_path: str) -> None:
     def count(execute, sql, params, many, context):
         statement = sql.lstrip().upper()
         if statement.startswith(("UPDATE", "INSERT")) and "CHATS_MESSAGE" in statement:
-            writes["n"] += 1
+            writes["n"] += len(params) if many else 1  # executemany: one per row
         return execute(sql, params, many, context)
 
     def install(sender, connection, **kwargs):
@@ -66,6 +66,18 @@ async def worker_main(plan_path: str, out_path: str) -> None:
             connection.execute_wrappers.append(count)
 
     connection_created.connect(install)
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    layer_sends = {"messages": 0, "items": 0}
+    real_send = layer.send
+
+    async def counting_send(channel, message):
+        layer_sends["messages"] += 1
+        layer_sends["items"] += len(message.get("items", ()))
+        await real_send(channel, message)
+
+    layer.send = counting_send
     await database_sync_to_async(lambda: None)()  # warm the DB thread
     sent: dict[str, list[float]] = {}
     delay = 1.0 / plan["tps"]
@@ -102,7 +114,14 @@ async def worker_main(plan_path: str, out_path: str) -> None:
     )
     Path(out_path).write_text(
         json.dumps(
-            {"sent": sent, "writes": writes["n"], "duration": time.time() - began}
+            {
+                "sent": sent,
+                "writes": writes["n"],
+                "duration": time.time() - began,
+                "cpu": cpu_seconds(os.getpid()),
+                "layer_messages": layer_sends["messages"],
+                "layer_items": layer_sends["items"],
+            }
         )
     )
 
@@ -180,13 +199,11 @@ async def run_clients(url: str, plan: list[dict], tokens: int, worker_cmd, worke
             times = received[entry["message_id"]]
             async for raw in ws:
                 now = time.time()
-                frame = json.loads(raw)
-                if frame.get("event") != "events":
-                    continue
-                kind = frame["data"]["data"]["type"]
-                if kind == "message":
+                # Cheap checks keep the measuring side from adding its own delay;
+                # frames are compact JSON from the server.
+                if '"type":"message"' in raw:
                     times.append(now)
-                elif kind == "chat:completion":
+                elif '"type":"chat:completion"' in raw:
                     finished["n"] += 1
                     if finished["n"] == len(plan):
                         done.set()
@@ -204,6 +221,7 @@ async def run_clients(url: str, plan: list[dict], tokens: int, worker_cmd, worke
             raise SystemExit(f"{ready}/{len(plan)} clients connected: {failed[:1]}")
         await asyncio.sleep(0.05)
     worker = await asyncio.create_subprocess_exec(*worker_cmd, env=worker_env, cwd=ROOT)
+    clients_cpu0 = time.process_time()
     code = await worker.wait()
     try:
         await asyncio.wait_for(done.wait(), timeout=30)
@@ -214,7 +232,8 @@ async def run_clients(url: str, plan: list[dict], tokens: int, worker_cmd, worke
             f"{got} deltas received"
         ) from None
     await asyncio.gather(*tasks, return_exceptions=True)
-    return received, worker
+    clients_cpu = time.process_time() - clients_cpu0
+    return received, worker, clients_cpu
 
 
 def main() -> None:
@@ -237,7 +256,17 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        asyncio.run(worker_main(*args.worker))
+        if os.environ.get("BENCH_PROFILE"):  # a cProfile dump of the worker
+            import cProfile
+
+            cProfile.runctx(
+                "asyncio.run(worker_main(*args.worker))",
+                globals(),
+                {"args": args, "asyncio": asyncio, "worker_main": worker_main},
+                os.environ["BENCH_PROFILE"],
+            )
+        else:
+            asyncio.run(worker_main(*args.worker))
         return
 
     prefix = f"rt-bench-{uuid.uuid4().hex[:8]}"
@@ -277,7 +306,7 @@ def main() -> None:
             str(out_path),
         ]
         server_cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
-        received, worker = asyncio.run(
+        received, worker, clients_cpu = asyncio.run(
             run_clients(server.ws, plan, args.tokens, worker_cmd, worker_env)
         )
         wall = time.monotonic() - wall0
@@ -314,6 +343,12 @@ def main() -> None:
             f"{server_cpu:.1f} s in {wall:.1f} s"
             f" ({100 * server_cpu / wall:.0f}% of a core)",
         ),
+        ("worker CPU", f"{result['cpu']:.1f} s"),
+        (
+            "layer messages from the worker",
+            f"{result['layer_messages']} carrying {result['layer_items']} events",
+        ),
+        ("clients CPU", f"{clients_cpu:.1f} s"),
         (
             "worker run time",
             f"{result['duration']:.1f} s for {duration:.1f} s of tokens",

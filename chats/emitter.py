@@ -3,9 +3,9 @@
     emit = get_event_emitter(user_id, chat_id, message_id)
     await emit({"type": "message", "data": {"content": "Hel"}})
 
-Every call sends `events` {"chat_id", "message_id", "data": event} to room user:{id}
-(all of the user's sessions, every instance) carrying only the new piece, then
-persists by type. Streamed text is buffered per message and written at most every
+Every call persists by type, then sends `events` {"chat_id", "message_id", "data":
+event} to room user:{id} (all of the user's sessions, every instance) carrying only
+the new piece. Streamed text is buffered per message and written at most every
 STREAM_FLUSH_INTERVAL, and at once before any other event type, on done, on
 cancellation and on graceful shutdown.
 """
@@ -15,10 +15,11 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 
 from chats import services
@@ -26,6 +27,22 @@ from realtime.emit import user_emit
 from realtime.errors import BAD_REQUEST, EventError
 
 log = logging.getLogger(__name__)
+
+# Streaming's database work runs on its own threads. Generations are background tasks:
+# on asgiref's one thread-sensitive thread they would queue behind a sync view that
+# is itself waiting for them (a view stopping a task deadlocked that way).
+STREAM_DB_THREADS = 4
+_stream_db_executor = ThreadPoolExecutor(
+    STREAM_DB_THREADS, thread_name_prefix="stream-db"
+)
+
+
+def stream_db(func):
+    """Run ORM work of the emitter off the event loop, on the streaming threads."""
+    return DatabaseSyncToAsync(
+        func, thread_sensitive=False, executor=_stream_db_executor
+    )
+
 
 DELTA_TYPES = {"message", "chat:message:delta"}
 REPLACE_TYPES = {"replace", "chat:message"}
@@ -40,31 +57,12 @@ class MessageStream:
         self.message_id = message_id
         self.pending: list[str] = []
         self.lock = asyncio.Lock()
-        self._timer: asyncio.TimerHandle | None = None
 
     def add_delta(self, text: str) -> None:
-        """Buffer streamed text; the first piece after a flush arms the flush timer."""
-        if not text:
-            return
-        self.pending.append(text)
-        if self._timer is None:
-            self._arm()
-
-    def _arm(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(
-            settings.STREAM_FLUSH_INTERVAL,
-            lambda: _keep(loop.create_task(self._tick())),
-        )
-
-    async def _tick(self) -> None:
-        try:
-            await self.flush()
-        except Exception:
-            # The text is back in the buffer; try again next interval.
-            log.exception("flush of %s/%s failed", self.chat_id, self.message_id)
-            if self._timer is None and self.pending:
-                self._arm()
+        """Buffer streamed text; the process's writer stores it within an interval."""
+        if text:
+            self.pending.append(text)
+            _writer().mark(self)
 
     async def flush(self) -> None:
         """Write buffered text now."""
@@ -72,15 +70,12 @@ class MessageStream:
             await self._flush_locked()
 
     async def _flush_locked(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if not self.pending:
             return
         text = "".join(self.pending)
         self.pending.clear()
         try:
-            await database_sync_to_async(services.message_append)(
+            await stream_db(services.message_append)(
                 chat_id=self.chat_id, message_id=self.message_id, delta=text
             )
         except BaseException:
@@ -97,7 +92,7 @@ class MessageStream:
             if drop_pending:
                 self.pending.clear()
             await self._flush_locked()
-            await database_sync_to_async(write)()
+            await stream_db(write)()
 
     def flush_sync(self) -> None:
         """Write buffered text from sync code (interpreter exit)."""
@@ -109,13 +104,68 @@ class MessageStream:
             )
 
 
-# Flush tasks started by timers, kept so they are not collected while running.
-_timer_tasks: set[asyncio.Task] = set()
+class StreamWriter:
+    """Writes the buffered text of every open stream of a loop, once per interval, in
+    one transaction: one thread hop and one executemany instead of one per message."""
+
+    def __init__(self) -> None:
+        self.dirty: set[MessageStream] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task | None = None
+
+    def mark(self, stream: MessageStream) -> None:
+        self.dirty.add(stream)
+        if self._timer is None and (self._task is None or self._task.done()):
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(settings.STREAM_FLUSH_INTERVAL, self._start)
+
+    def _start(self) -> None:
+        self._timer = None
+        self._task = asyncio.get_running_loop().create_task(self.write())
+
+    async def write(self) -> None:
+        """Store the buffered text of every stream that is not busy writing itself."""
+        # A locked stream is writing something else in order; it stays dirty for the
+        # next round. Acquiring an unlocked asyncio.Lock does not yield.
+        streams = [s for s in self.dirty if s.pending and not s.lock.locked()]
+        self.dirty.difference_update(streams)
+        self.dirty = {s for s in self.dirty if s.pending}
+        for stream in streams:
+            await stream.lock.acquire()
+        items = []
+        try:
+            for stream in streams:
+                items.append((stream, "".join(stream.pending)))
+                stream.pending.clear()
+            rows = [(s.chat_id, s.message_id, text) for s, text in items]
+            if rows:
+                await stream_db(services.message_append_many)(rows=rows)
+        except Exception:
+            log.exception("writing %d streamed messages failed; retrying", len(items))
+            for stream, text in items:
+                stream.pending.insert(0, text)
+                self.dirty.add(stream)
+        finally:
+            for stream in streams:
+                stream.lock.release()
+            if self.dirty and self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(
+                    settings.STREAM_FLUSH_INTERVAL, self._start
+                )
 
 
-def _keep(task: asyncio.Task) -> None:
-    _timer_tasks.add(task)
-    task.add_done_callback(_timer_tasks.discard)
+_writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamWriter]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer() -> StreamWriter:
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        writer = _writers[loop] = StreamWriter()
+    return writer
 
 
 # Open streams per event loop (asyncio locks and timers belong to one loop).
@@ -191,11 +241,21 @@ class EventEmitter:
         self._chat_checked = False
 
     async def __call__(self, event: dict) -> None:
-        """Send one event to every session of the user and persist it by type."""
+        """Persist one event by type, then send it to every session of the user.
+
+        Stored first, so a cancellation between the two (a stop, a shutdown) can never
+        leave a client with text the database will not have. For deltas "stored" is a
+        buffer append, so this costs them nothing."""
         kind, data = _check_event(event)
         value = _validate(kind, data)  # malformed events are refused before sending
         if self.persist:
             await self._prepare(stored=value is not _NOT_STORED)
+            if kind in DELTA_TYPES:  # the per-token path: a buffer append, no await
+                stream_for(chat_id=self.chat_id, message_id=self.message_id).add_delta(
+                    value
+                )
+            elif value is not _NOT_STORED:
+                await self._persist(kind, value)
         await user_emit(
             user_id=self.user_id,
             event="events",
@@ -205,19 +265,17 @@ class EventEmitter:
                 "data": event,
             },
         )
-        if self.persist and value is not _NOT_STORED:
-            await self._persist(kind, value)
 
     async def _prepare(self, *, stored: bool) -> None:
         # Nothing is sent about a chat the user does not own (not_found); the message
         # row is made when the first stored event comes.
         if not self._chat_checked:
-            await database_sync_to_async(services.chat_get_for)(
+            await stream_db(services.chat_get_for)(
                 user_id=self.user_id, chat_id=self.chat_id
             )
             self._chat_checked = True
         if stored and not self._ready:
-            await database_sync_to_async(services.message_ensure)(
+            await stream_db(services.message_ensure)(
                 user_id=self.user_id, chat_id=self.chat_id, message_id=self.message_id
             )
             self._ready = True

@@ -6,7 +6,7 @@ SQL (no read-modify-write of the content, never of the whole chat).
 
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -49,6 +49,23 @@ def message_append(*, chat_id: str, message_id: str, delta: str) -> int:
     return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
         content=Concat(F("content"), Value(delta)), updated_at=timezone.now()
     )
+
+
+def message_append_many(*, rows: list[tuple[str, str, str]]) -> int:
+    """Append streamed text to many messages: rows of (chat_id, message_id, delta),
+    one UPDATE each, sent as one executemany in one transaction."""
+    if not rows:
+        return 0
+    table = connection.ops.quote_name(Message._meta.db_table)
+    # `||` concatenates text on PostgreSQL and SQLite, the two supported databases.
+    sql = (
+        f"UPDATE {table} SET content = content || %s, updated_at = %s"
+        " WHERE chat_id = %s AND message_id = %s"
+    )
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, [(delta, now, chat, mid) for chat, mid, delta in rows])
+    return len(rows)
 
 
 def message_replace(*, chat_id: str, message_id: str, content: str) -> int:

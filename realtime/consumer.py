@@ -53,7 +53,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
 
     async def _send_text(self, text: str) -> None:
-        await self.send(text_data=text)
+        # The ASGI send itself: the per-frame hot path skips the consumer's wrapper.
+        await self.base_send({"type": "websocket.send", "text": text})
 
     async def _close(self, code: int) -> None:
         try:

@@ -6,6 +6,7 @@ Async functions are the primary API; each has a `_sync` twin for sync code (view
 signals, management commands).
 """
 
+import asyncio
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -13,7 +14,8 @@ from channels.layers import get_channel_layer
 
 from realtime import wire
 from realtime.errors import CLOSE_UNAUTHORIZED
-from realtime.rooms import group_name, user_room
+from realtime.outbox import get_outbox
+from realtime.rooms import user_room
 from realtime.state import get_state
 
 
@@ -22,8 +24,8 @@ async def room_emit(
 ) -> None:
     """Send an event to every session in a room, on every instance (except skip_sid)."""
     frame = wire.event_frame(event, data)
-    await get_channel_layer().group_send(
-        group_name(room),
+    await get_outbox().send(
+        room,
         {"type": "room.emit", "room": room, "frame": frame, "skip": skip_sid},
     )
 
@@ -94,13 +96,15 @@ async def room_sessions(*, room: str) -> list[str]:
 
 
 async def _to_users(kind: str, user_ids: list[int], **fields: Any) -> None:
-    # The user room's group holds exactly the instances that have a session of the
+    # The user room is routed to exactly the instances that have a session of the
     # user, so only they get the message.
-    layer = get_channel_layer()
-    for uid in dict.fromkeys(int(u) for u in user_ids):
-        await layer.group_send(
-            group_name(user_room(uid)), {"type": kind, "user_ids": [uid], **fields}
+    outbox = get_outbox()
+    await asyncio.gather(
+        *(
+            outbox.send(user_room(uid), {"type": kind, "user_ids": [uid], **fields})
+            for uid in dict.fromkeys(int(u) for u in user_ids)
         )
+    )
 
 
 room_emit_sync = async_to_sync(room_emit)

@@ -12,7 +12,6 @@ import logging
 import os
 import secrets
 import socket
-import time
 import weakref
 from collections.abc import Iterable
 
@@ -21,7 +20,8 @@ from django.conf import settings
 
 from realtime import wire
 from realtime.errors import CLOSE_UNAUTHORIZED
-from realtime.rooms import PRESENCE_ROOM, group_name, user_room
+from realtime.outbox import get_outbox
+from realtime.rooms import PRESENCE_ROOM, user_room
 from realtime.session import Session
 from realtime.state import StateStore, get_state
 
@@ -46,11 +46,10 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self.users: dict[int, set[Session]] = {}
         self.rooms: dict[str, set[Session]] = {}
-        self._grouped: set[str] = set()  # rooms whose group holds our channel
+        self._routed: set[str] = set()  # rooms whose route includes our channel
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task] = []
         self.pending_calls: dict[str, asyncio.Future] = {}  # calls made from here
-        self._groups_refreshed = time.monotonic()
         self._stopping = False
         self._background: set[asyncio.Task] = set()
 
@@ -87,9 +86,7 @@ class Hub:
                 log.warning("%d hub loops did not stop in time", len(stuck))
         self._tasks = []
         try:
-            reaped = await self.state.instance_remove(instance_id=self.instance_id)
-            if reaped:
-                await self._discard_groups(reaped.channel, reaped.rooms)
+            await self.state.instance_remove(instance_id=self.instance_id)
         except Exception:
             log.warning(
                 "could not remove instance %s from shared state", self.instance_id
@@ -160,12 +157,17 @@ class Hub:
         try:
             async with lock:
                 wanted = room in self.rooms
-                if wanted and room not in self._grouped:
-                    await self.layer.group_add(group_name(room), self.channel)
-                    self._grouped.add(room)
-                elif not wanted and room in self._grouped:
-                    await self.layer.group_discard(group_name(room), self.channel)
-                    self._grouped.discard(room)
+                route = {
+                    "room": room,
+                    "channel": self.channel,
+                    "instance_id": self.instance_id,
+                }
+                if wanted and room not in self._routed:
+                    await self.state.route_add(**route)
+                    self._routed.add(room)
+                elif not wanted and room in self._routed:
+                    await self.state.route_remove(**route)
+                    self._routed.discard(room)
         finally:
             if not lock.locked() and self._room_locks.get(room) is lock:
                 del self._room_locks[room]
@@ -204,12 +206,14 @@ class Hub:
     async def dispatch(self, message: dict) -> None:
         """Apply one message sent to this instance (see realtime.emit for senders)."""
         kind = message.get("type")
-        if kind == "room.emit":
-            skip = message.get("skip")
-            frame = message["frame"]
-            for session in tuple(self.rooms.get(message["room"], ())):
-                if session.sid != skip:
-                    session.push(frame)
+        if kind == "batch":
+            for item in message["items"]:
+                if item.get("type") == "room.emit":  # the hot path: no coroutine
+                    self.fan_out(item)
+                else:
+                    await self.dispatch(item)
+        elif kind == "room.emit":
+            self.fan_out(message)
         elif kind == "session.emit":
             session = self.sessions.get(message["sid"])
             if session is not None:
@@ -244,6 +248,14 @@ class Hub:
             task.add_done_callback(self._background.discard)
         else:
             log.warning("unknown layer message type %r", kind)
+
+    def fan_out(self, message: dict) -> None:
+        """Push a room.emit frame to this instance's members of the room."""
+        skip = message.get("skip")
+        frame = message["frame"]
+        for session in tuple(self.rooms.get(message["room"], ())):
+            if session.sid != skip:
+                session.push(frame)
 
     def _forward_call(self, message: dict) -> None:
         ref, reply_to = message["ref"], message["reply_to"]
@@ -301,11 +313,6 @@ class Hub:
                 dead.sessions,
                 len(dead.went_offline),
             )
-            await self._discard_groups(dead.channel, dead.rooms)
-        if time.monotonic() - self._groups_refreshed > settings.LAYER_GROUP_EXPIRY / 4:
-            self._groups_refreshed = time.monotonic()
-            for room in list(self._grouped):
-                await self.layer.group_add(group_name(room), self.channel)
 
     async def _reregister(self) -> None:
         # Our liveness lapsed (a long pause, or Redis restarted and lost everything):
@@ -326,14 +333,10 @@ class Hub:
             )
             for room in list(session.rooms):
                 await self.state.room_join(room=room, sid=session.sid)
-        for room in list(self._grouped):
-            await self.layer.group_add(group_name(room), self.channel)
-
-    async def _discard_groups(self, channel: str, rooms: Iterable[str]) -> None:
-        if not channel:
-            return
-        for room in rooms:
-            await self.layer.group_discard(group_name(room), channel)
+        for room in list(self._routed):
+            await self.state.route_add(
+                room=room, channel=self.channel, instance_id=self.instance_id
+            )
 
     async def _presence_loop(self) -> None:
         interval = settings.PRESENCE_INTERVAL
@@ -352,10 +355,8 @@ class Hub:
             return False
         user_ids = sorted(await self.state.online_user_ids())
         frame = wire.event_frame("user-list", {"user_ids": user_ids})
-        await self.layer.group_send(
-            group_name(PRESENCE_ROOM),
-            {"type": "room.emit", "room": PRESENCE_ROOM, "frame": frame, "skip": None},
-        )
+        message = {"type": "room.emit", "room": PRESENCE_ROOM, "frame": frame}
+        await get_outbox().send(PRESENCE_ROOM, message)
         return True
 
 

@@ -153,8 +153,6 @@ REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS)
 # per-socket default of 100; past this, channels-redis drops new group messages (and
 # a direct send raises ChannelFull).
 LAYER_CAPACITY = env_int("LAYER_CAPACITY", 10_000)
-# Group memberships are refreshed by each instance at a quarter of this.
-LAYER_GROUP_EXPIRY = env_int("LAYER_GROUP_EXPIRY", 86_400)
 # channels-redis blocks 5 s in BZPOPMIN per receive; redis-py 8 also defaults to a 5 s
 # socket timeout, so idle receives would fail at the socket (and a message popped in
 # that instant would be lost). Reads on layer connections get this long instead.
@@ -194,7 +192,6 @@ def redis_channel_layer(*, url: str, sentinels: list, master: str, prefix: str) 
             "hosts": [host],
             "prefix": f"{prefix}:asgi",
             "capacity": LAYER_CAPACITY,
-            "group_expiry": LAYER_GROUP_EXPIRY,
         },
     }
 
@@ -212,7 +209,7 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
-            "CONFIG": {"capacity": LAYER_CAPACITY, "group_expiry": LAYER_GROUP_EXPIRY},
+            "CONFIG": {"capacity": LAYER_CAPACITY},
         }
     }
 
@@ -232,6 +229,8 @@ ACTIVE_WRITE_INTERVAL = env_float("ACTIVE_WRITE_INTERVAL", 60.0)
 OUTBOUND_QUEUE_MAX = env_int("OUTBOUND_QUEUE_MAX", 4096)
 # Default wait for a client's reply to a server call (seconds).
 CALL_TIMEOUT = env_float("CALL_TIMEOUT", 30.0)
+# Under load, the outbox holds room messages this long to send them in fewer batches.
+OUTBOX_LINGER = env_float("OUTBOX_LINGER", 0.005)
 # Streamed text is written to the database at most this often per message (seconds).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.25)
 # The built-in fake model: tokens per second and tokens per answer.

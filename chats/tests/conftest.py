@@ -13,7 +13,7 @@ def message_writes():
     def count(execute, sql, params, many, context):
         statement = sql.lstrip().upper()
         if statement.startswith(("UPDATE", "INSERT")) and "CHATS_MESSAGE" in statement:
-            counts["n"] += 1
+            counts["n"] += len(params) if many else 1  # executemany: one per row
         return execute(sql, params, many, context)
 
     def install(sender, connection, **kwargs):

@@ -105,6 +105,15 @@ class StateStore(Protocol):
         """True if online users changed since the last broadcast and this caller may
         broadcast now (at most once per `interval`, fleet-wide)."""
 
+    async def route_add(self, *, room: str, channel: str, instance_id: str) -> None:
+        """Send the room's events to this instance channel (it has members there)."""
+
+    async def route_remove(self, *, room: str, channel: str, instance_id: str) -> None:
+        """Stop sending the room's events to this instance channel."""
+
+    async def routes_for(self, *, rooms: list[str]) -> dict[str, set[str]]:
+        """The instance channels of each room (one round trip for all of them)."""
+
     async def task_add(self, *, record: TaskRecord) -> None:
         """Record a running task."""
 

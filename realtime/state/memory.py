@@ -23,6 +23,7 @@ class MemoryState:
         self.presence_sent = 0
         self.presence_last = 0.0
         self.tasks: dict[str, TaskRecord] = {}
+        self.routes: dict[str, set[str]] = {}
 
     async def session_add(
         self, *, sid: str, user_id: int, instance_id: str, channel: str
@@ -155,6 +156,22 @@ class MemoryState:
         self.presence_sent = self.presence_version
         self.presence_last = now
         return True
+
+    async def route_add(self, *, room: str, channel: str, instance_id: str) -> None:
+        """Send the room's events to this instance channel."""
+        self.routes.setdefault(room, set()).add(channel)
+
+    async def route_remove(self, *, room: str, channel: str, instance_id: str) -> None:
+        """Stop sending the room's events to this instance channel."""
+        channels = self.routes.get(room)
+        if channels is not None:
+            channels.discard(channel)
+            if not channels:
+                del self.routes[room]
+
+    async def routes_for(self, *, rooms: list[str]) -> dict[str, set[str]]:
+        """The instance channels of each room."""
+        return {room: set(self.routes.get(room, ())) for room in rooms}
 
     async def task_add(self, *, record: TaskRecord) -> None:
         """Record a running task."""

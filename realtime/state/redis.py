@@ -12,6 +12,8 @@ Keys (all under REDIS_KEY_PREFIX, written `p:` here):
     p:i:{iid}:sessions   set   sessions held by the instance
     p:presence:*         version counter, last broadcast version, broadcast lock
     p:throttle:{key}     string with a TTL
+    p:rt:{room}          set   instance channels the room's events go to
+    p:i:{iid}:routes     set   rooms routed to the instance
     p:t:{tid}            hash  item_id, user_id, instance, channel, created_at
     p:tasks              set   running task ids
     p:item:{item}:tasks  set   running tasks of an item
@@ -37,6 +39,9 @@ from realtime.state.base import (
     SessionRecord,
     TaskRecord,
 )
+
+# Rooms whose routes a process keeps in memory (cleared when it grows past this).
+ROUTE_CACHE_MAX = 50_000
 
 # Shared by the remove and reap scripts: drop one session, report what changed.
 _REMOVE_FN = """
@@ -163,7 +168,12 @@ end
 for _, tid in ipairs(redis.call('SMEMBERS', p .. ':i:' .. iid .. ':tasks')) do
   remove_task(p, tid)
 end
-redis.call('DEL', p .. ':i:' .. iid .. ':sessions', p .. ':i:' .. iid .. ':tasks')
+for _, room in ipairs(redis.call('SMEMBERS', p .. ':i:' .. iid .. ':routes')) do
+  redis.call('SREM', p .. ':rt:' .. room, channel)
+end
+redis.call('INCR', p .. ':routes:version')
+redis.call('DEL', p .. ':i:' .. iid .. ':sessions', p .. ':i:' .. iid .. ':tasks',
+           p .. ':i:' .. iid .. ':routes')
 redis.call('HDEL', p .. ':instances', iid)
 return {channel, #sids, offline, rooms}
 """
@@ -205,6 +215,8 @@ class RedisState:
         # (async_to_sync in management commands, tests) run their own loops.
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._scripts: dict[str, object] = {}
+        self._route_cache: dict[str, set[str]] = {}
+        self._route_version: str | None = None
 
     def client(self) -> aioredis.Redis:
         """The client for the running event loop."""
@@ -355,6 +367,57 @@ class RedisState:
     async def presence_claim(self, *, interval: float) -> bool:
         """True if presence changed since the last broadcast and this caller won."""
         return await self._run("presence", _PRESENCE_CLAIM, int(interval * 1000)) == 1
+
+    async def route_add(self, *, room: str, channel: str, instance_id: str) -> None:
+        """Send the room's events to this instance channel."""
+        pipe = self.client().pipeline(transaction=True)
+        pipe.sadd(f"{self.p}:rt:{room}", channel)
+        pipe.sadd(f"{self.p}:i:{instance_id}:routes", room)
+        pipe.incr(f"{self.p}:routes:version")
+        await pipe.execute()
+
+    async def route_remove(self, *, room: str, channel: str, instance_id: str) -> None:
+        """Stop sending the room's events to this instance channel."""
+        pipe = self.client().pipeline(transaction=True)
+        pipe.srem(f"{self.p}:rt:{room}", channel)
+        pipe.srem(f"{self.p}:i:{instance_id}:routes", room)
+        pipe.incr(f"{self.p}:routes:version")
+        await pipe.execute()
+
+    async def routes_for(self, *, rooms: list[str]) -> dict[str, set[str]]:
+        """The instance channels of each room.
+
+        Routes change only when an instance gets its first or loses its last member
+        of a room, and every change bumps one version key; so this process caches
+        routes and, while the version holds, asks Redis for nothing but the version
+        and the rooms it has not seen (one round trip)."""
+        if not rooms:
+            return {}
+        cache = self._route_cache
+        missing = [room for room in rooms if room not in cache]
+        pipe = self.client().pipeline(transaction=False)
+        pipe.get(f"{self.p}:routes:version")
+        for room in missing:
+            pipe.smembers(f"{self.p}:rt:{room}")
+        version, *found = await pipe.execute()
+        if version != self._route_version:
+            # Something moved: drop everything cached and look the rest up as well.
+            cache.clear()
+            self._route_version = version
+            known = dict(zip(missing, map(set, found), strict=True))
+            rest = [room for room in rooms if room not in known]
+            if rest:
+                pipe = self.client().pipeline(transaction=False)
+                for room in rest:
+                    pipe.smembers(f"{self.p}:rt:{room}")
+                known.update(zip(rest, map(set, await pipe.execute()), strict=True))
+            found_map = known
+        else:
+            found_map = dict(zip(missing, map(set, found), strict=True))
+        if len(cache) > ROUTE_CACHE_MAX:
+            cache.clear()
+        cache.update(found_map)
+        return {room: cache.get(room) or found_map.get(room, set()) for room in rooms}
 
     async def task_add(self, *, record: TaskRecord) -> None:
         """Record a running task."""

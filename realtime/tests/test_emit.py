@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 from realtime import emit
 from realtime.errors import CLOSE_UNAUTHORIZED
 from realtime.hub import current_hub
-from realtime.rooms import group_name
+from realtime.state import get_state
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,9 +52,8 @@ async def test_one_layer_member_per_instance_however_many_sessions(backend, ws, 
     clients = [await ws(alice) for _ in range(3)]
     hub = current_hub()
     assert len(hub.rooms[f"user:{alice.id}"]) == 3
-    if backend == "memory":
-        members = get_channel_layer().groups[group_name(f"user:{alice.id}")]
-        assert list(members) == [hub.channel]
+    routes = await get_state().routes_for(rooms=[f"user:{alice.id}"])
+    assert routes == {f"user:{alice.id}": {hub.channel}}
     await emit.user_emit(user_id=alice.id, event="ping", data=1)
     for client in clients:
         assert await client.recv_event("ping") == 1
@@ -154,7 +153,34 @@ async def test_group_membership_survives_interleaved_leave_and_join(ws, users):
         hub.leave(session, "room:x"),
         hub.join(session, "room:x"),
     )
-    assert hub._grouped == set(hub.rooms) == {"room:x", "room:y"}
+    assert hub._routed == set(hub.rooms) == {"room:x", "room:y"}
+
+
+async def test_concurrent_emits_leave_in_few_layer_messages(backend, monkeypatch):
+    layer = get_channel_layer()
+    remote = await layer.new_channel()  # stands for another instance
+    state = get_state()
+    rooms = [f"doc_{i}" for i in range(100)]
+    for room in rooms:
+        await state.route_add(room=room, channel=remote, instance_id="elsewhere")
+    sends = []
+    real_send = layer.send
+
+    async def counting_send(channel, message):
+        sends.append(channel)
+        await real_send(channel, message)
+
+    monkeypatch.setattr(layer, "send", counting_send)
+    await asyncio.gather(
+        *(emit.room_emit(room=room, event="e", data=i) for i, room in enumerate(rooms))
+    )
+    assert 1 <= len(sends) <= 10, len(sends)
+    items = []
+    while len(items) < 100:
+        batch = await asyncio.wait_for(layer.receive(remote), 2)
+        assert batch["type"] == "batch"
+        items.extend(batch["items"])
+    assert [item["room"] for item in items] == rooms  # one message each, in order
 
 
 async def _until(predicate, timeout: float = 2.0) -> None:
