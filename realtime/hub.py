@@ -195,6 +195,9 @@ class Hub:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+                # Redis may have come back empty: re-register now, not at the next
+                # liveness tick, so senders find our routes again at once.
+                self._spawn(self._tick_quietly())
                 continue
             try:
                 await self.dispatch(message)
@@ -314,9 +317,25 @@ class Hub:
                 len(dead.went_offline),
             )
 
+    async def _tick_quietly(self) -> None:
+        try:
+            await self.tick()
+        except Exception as exc:
+            log.debug("tick after a receive failure failed: %s", exc)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _reregister(self) -> None:
         # Our liveness lapsed (a long pause, or Redis restarted and lost everything):
-        # another instance may have reaped us, so write our sessions and groups again.
+        # another instance may have reaped us, so write our sessions, routes and tasks
+        # again.
+        from realtime.tasks import local_records  # tasks imports the hub
+
+        for record in local_records():
+            await self.state.task_add(record=record)
         if not self.sessions:
             return
         log.warning(

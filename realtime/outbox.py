@@ -16,8 +16,11 @@ from collections import defaultdict
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.state import get_state
+from realtime.state.redis import RoutesRebuilding
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class Outbox:
             batch, self._queue = self._queue, []
             busy = len(batch) > 1
             try:
-                await deliver([(room, message) for room, message, _ in batch])
+                await deliver_retrying([(room, message) for room, message, _ in batch])
             except BaseException as exc:
                 for _, _, future in batch:
                     if not future.done():
@@ -60,6 +63,29 @@ class Outbox:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_result(None)
+
+
+async def deliver_retrying(items: list[tuple[str, dict]]) -> None:
+    """deliver(), retried with backoff while Redis is unreachable (a restart, a
+    failover), for up to OUTBOX_RETRY_SECONDS; senders wait, and order is kept."""
+    deadline = asyncio.get_running_loop().time() + settings.OUTBOX_RETRY_SECONDS
+    backoff = 0.05
+    while True:
+        try:
+            return await deliver(items)
+        except (
+            RedisConnectionError,
+            RedisTimeoutError,
+            OSError,
+            RoutesRebuilding,
+        ) as exc:
+            if asyncio.get_running_loop().time() + backoff > deadline:
+                raise
+            log.warning(
+                "outbox: Redis unavailable (%s); retrying in %.2fs", exc, backoff
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
 
 
 async def deliver(items: list[tuple[str, dict]]) -> None:

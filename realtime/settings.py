@@ -231,6 +231,8 @@ OUTBOUND_QUEUE_MAX = env_int("OUTBOUND_QUEUE_MAX", 4096)
 CALL_TIMEOUT = env_float("CALL_TIMEOUT", 30.0)
 # Under load, the outbox holds room messages this long to send them in fewer batches.
 OUTBOX_LINGER = env_float("OUTBOX_LINGER", 0.005)
+# While Redis is unreachable the outbox retries a batch this long before failing it.
+OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 30.0)
 # Streamed text is written to the database at most this often per message (seconds).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.25)
 # The built-in fake model: tokens per second and tokens per answer.

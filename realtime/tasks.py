@@ -36,6 +36,16 @@ def _tasks_here() -> dict[str, asyncio.Task]:
     return _local.setdefault(asyncio.get_running_loop(), {})
 
 
+_records: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def local_records() -> list[TaskRecord]:
+    """Records of the tasks running here (re-registered if Redis lost them)."""
+    return list(_records.get(asyncio.get_running_loop(), {}).values())
+
+
 async def create_task(
     coro: Coroutine[Any, Any, Any], item_id: str, *, user_id: int | None = None
 ) -> str:
@@ -60,6 +70,9 @@ async def create_task(
     # A task stopped before it first ran never enters _run: close its coroutine.
     task.add_done_callback(lambda _: coro.close())
     _tasks_here()[task_id] = task
+    records = _records.setdefault(asyncio.get_running_loop(), {})
+    records[task_id] = record
+    task.add_done_callback(lambda _: records.pop(task_id, None))
     return task_id
 
 

@@ -45,6 +45,8 @@ def get_state() -> StateStore:
                 prefix=settings.REDIS_KEY_PREFIX,
                 max_connections=settings.REDIS_MAX_CONNECTIONS,
                 pool_timeout=settings.REDIS_POOL_TIMEOUT,
+                # Instances re-register within one liveness tick of noticing.
+                routes_rebuild_wait=settings.INSTANCE_TTL,
             )
         else:
             _store = MemoryState()

@@ -192,6 +192,10 @@ return 1
 """
 
 
+class RoutesRebuilding(Exception):
+    """Redis lost the routes; senders should retry shortly."""
+
+
 class RedisState:
     """The StateStore of a fleet, in one Redis (or a Sentinel-managed master)."""
 
@@ -204,6 +208,7 @@ class RedisState:
         prefix: str = "rt",
         max_connections: int = 200,
         pool_timeout: float = 10.0,
+        routes_rebuild_wait: float = 15.0,
     ) -> None:
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
@@ -217,6 +222,8 @@ class RedisState:
         self._scripts: dict[str, object] = {}
         self._route_cache: dict[str, set[str]] = {}
         self._route_version: str | None = None
+        self._routes_lost_at: float | None = None
+        self.routes_rebuild_wait = routes_rebuild_wait
 
     def client(self) -> aioredis.Redis:
         """The client for the running event loop."""
@@ -400,6 +407,16 @@ class RedisState:
         for room in missing:
             pipe.smembers(f"{self.p}:rt:{room}")
         version, *found = await pipe.execute()
+        if version is None and self._route_version is not None:
+            # The routes version vanished: Redis lost its data (a restart, a failover
+            # to an empty replica). Instances re-register their routes as soon as they
+            # notice; until then "no route" does not mean "nobody to deliver to".
+            loop = asyncio.get_running_loop()
+            if self._routes_lost_at is None:
+                self._routes_lost_at = loop.time()
+            if loop.time() - self._routes_lost_at < self.routes_rebuild_wait:
+                raise RoutesRebuilding("routes are being rebuilt after Redis lost them")
+        self._routes_lost_at = None
         if version != self._route_version:
             # Something moved: drop everything cached and look the rest up as well.
             cache.clear()
