@@ -6,3 +6,6 @@ class ChannelsAppConfig(AppConfig):
 
     name = "channels_app"
     label = "channels_app"
+
+    def ready(self) -> None:
+        from channels_app import events  # noqa: F401  (registers the socket events)

@@ -41,6 +41,7 @@ class Session:
         self.user = None  # set once authenticated
         self.user_id: int | None = None
         self.rooms: set[str] = set()
+        self.typing_sent: dict[str, float] = {}  # room -> when typing was last relayed
         self.connected_at = time.time()
         self.closed = False
         self._send = send

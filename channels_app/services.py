@@ -1,0 +1,241 @@
+"""Writes for channels; REST views and socket handlers call these.
+
+Every change that clients hear of is broadcast after its transaction commits, so no
+client hears of a row that was rolled back.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from channels_app.models import Channel, ChannelMember, ChannelMessage
+from realtime import emit
+from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, EventError
+from realtime.rooms import channel_room
+
+MAX_MESSAGE_CHARS = 20_000
+
+
+def membership_get(*, channel_id: str, user_id: int) -> ChannelMember:
+    """The user's membership; not_found if the channel is missing or not theirs."""
+    member = (
+        ChannelMember.objects.select_related("channel")
+        .filter(channel_id=channel_id, user_id=user_id)
+        .first()
+    )
+    if member is None:
+        raise EventError(NOT_FOUND, "no such channel")
+    return member
+
+
+def channel_create(*, owner, name: str, kind: str, member_ids: list[int]) -> Channel:
+    """Create a channel; the creator becomes its owner. A direct channel with the same
+    other user is returned instead of making a second one."""
+    from realtime.models import User
+
+    others = set(member_ids) - {owner.id}
+    found = set(
+        User.objects.filter(id__in=others, is_active=True).values_list("id", flat=True)
+    )
+    if found != others:
+        raise EventError(NOT_FOUND, "no such user")
+    if kind == Channel.Kind.DIRECT:
+        if len(others) != 1:
+            raise EventError(
+                BAD_REQUEST, "a direct channel has exactly one other member"
+            )
+        (other,) = others
+        existing = (
+            Channel.objects.filter(kind=Channel.Kind.DIRECT, members__user_id=owner.id)
+            .filter(members__user_id=other)
+            .first()
+        )
+        if existing is not None:
+            return existing
+    with transaction.atomic():
+        channel = Channel.objects.create(name=name, kind=kind, owner=owner)
+        ChannelMember.objects.create(
+            channel=channel, user=owner, role=ChannelMember.Role.OWNER
+        )
+        ChannelMember.objects.bulk_create(
+            ChannelMember(channel=channel, user_id=uid) for uid in sorted(others)
+        )
+        user_ids = [owner.id, *sorted(others)]
+        data = channel_summary(channel)
+        transaction.on_commit(lambda: _announce_created(channel.id, user_ids, data))
+    return channel
+
+
+def _announce_created(channel_id: str, user_ids: list[int], data: dict) -> None:
+    emit.room_enter_for_users_sync(room=channel_room(channel_id), user_ids=user_ids)
+    for uid in user_ids:
+        emit.user_emit_sync(user_id=uid, event="channel:created", data=data)
+
+
+def channel_member_add(
+    *, actor_id: int, channel_id: str, user_id: int
+) -> ChannelMember:
+    """Add a member (owners and admins); their live sessions enter the room at once."""
+    from realtime.models import User
+
+    actor = membership_get(channel_id=channel_id, user_id=actor_id)
+    if not actor.can_manage:
+        raise EventError(FORBIDDEN, "only the channel's owner or admins add members")
+    if actor.channel.kind == Channel.Kind.DIRECT:
+        raise EventError(BAD_REQUEST, "direct channels have fixed members")
+    if not User.objects.filter(id=user_id, is_active=True).exists():
+        raise EventError(NOT_FOUND, "no such user")
+    with transaction.atomic():
+        member, created = ChannelMember.objects.get_or_create(
+            channel_id=channel_id, user_id=user_id
+        )
+        if created:
+            data = channel_summary(actor.channel)
+            transaction.on_commit(lambda: _member_added(channel_id, user_id, data))
+    return member
+
+
+def _member_added(channel_id: str, user_id: int, data: dict) -> None:
+    emit.room_enter_for_users_sync(room=channel_room(channel_id), user_ids=[user_id])
+    emit.user_emit_sync(user_id=user_id, event="channel:created", data=data)
+
+
+def channel_member_remove(*, actor_id: int, channel_id: str, user_id: int) -> None:
+    """Remove a member (owners and admins, or a member leaving); their sessions leave
+    the room at once and hear nothing more from it."""
+    actor = membership_get(channel_id=channel_id, user_id=actor_id)
+    if actor_id != user_id and not actor.can_manage:
+        raise EventError(FORBIDDEN, "only the channel's owner or admins remove members")
+    target = ChannelMember.objects.filter(
+        channel_id=channel_id, user_id=user_id
+    ).first()
+    if target is None:
+        raise EventError(NOT_FOUND, "no such member")
+    if target.role == ChannelMember.Role.OWNER:
+        raise EventError(BAD_REQUEST, "the owner cannot be removed")
+    with transaction.atomic():
+        target.delete()
+        transaction.on_commit(
+            lambda: emit.room_leave_for_users_sync(
+                room=channel_room(channel_id), user_ids=[user_id]
+            )
+        )
+
+
+def message_post(
+    *, author, channel_id: str, content: str, parent_id: int | None = None
+) -> ChannelMessage:
+    """Post a message as a member; the room hears of it after commit."""
+    membership_get(channel_id=channel_id, user_id=author.id)
+    _check_content(content)
+    parent = None
+    if parent_id is not None:
+        parent = ChannelMessage.objects.filter(
+            id=parent_id, channel_id=channel_id, deleted_at__isnull=True
+        ).first()
+        if parent is None:
+            raise EventError(NOT_FOUND, "no such parent message")
+    with transaction.atomic():
+        message = ChannelMessage.objects.create(
+            channel_id=channel_id, author=author, content=content, parent=parent
+        )
+        ChannelMember.objects.filter(channel_id=channel_id, user=author).update(
+            last_read_at=message.created_at
+        )
+        Channel.objects.filter(id=channel_id).update(updated_at=message.created_at)
+        _broadcast_on_commit(message, "message", author)
+    return message
+
+
+def message_edit(
+    *, actor, channel_id: str, message_id: int, content: str
+) -> ChannelMessage:
+    """Edit one's own message."""
+    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    if message.author_id != actor.id:
+        raise EventError(FORBIDDEN, "only the author edits a message")
+    _check_content(content)
+    with transaction.atomic():
+        message.content = content
+        message.edited_at = timezone.now()
+        message.save(update_fields=["content", "edited_at", "updated_at"])
+        _broadcast_on_commit(message, "message:update", actor)
+    return message
+
+
+def message_delete(*, actor, channel_id: str, message_id: int) -> None:
+    """Delete a message (its author, or the channel's owner or admins)."""
+    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    if message.author_id != actor.id:
+        member = membership_get(channel_id=channel_id, user_id=actor.id)
+        if not member.can_manage:
+            raise EventError(FORBIDDEN, "only the author or a channel admin deletes")
+    with transaction.atomic():
+        message.deleted_at = timezone.now()
+        message.content = ""
+        message.save(update_fields=["content", "deleted_at", "updated_at"])
+        _broadcast_on_commit(message, "message:delete", actor)
+
+
+def channel_mark_read(*, user_id: int, channel_id: str):
+    """Set the user's own read position to now; returns it."""
+    membership_get(channel_id=channel_id, user_id=user_id)
+    now = timezone.now()
+    ChannelMember.objects.filter(channel_id=channel_id, user_id=user_id).update(
+        last_read_at=now
+    )
+    return now
+
+
+def _message_for(*, actor, channel_id: str, message_id: int) -> ChannelMessage:
+    membership_get(channel_id=channel_id, user_id=actor.id)
+    message = ChannelMessage.objects.filter(
+        id=message_id, channel_id=channel_id, deleted_at__isnull=True
+    ).first()
+    if message is None:
+        raise EventError(NOT_FOUND, "no such message")
+    return message
+
+
+def _check_content(content: str) -> None:
+    if not isinstance(content, str) or not content.strip():
+        raise EventError(BAD_REQUEST, "content must be a non-empty string")
+    if len(content) > MAX_MESSAGE_CHARS:
+        raise EventError(BAD_REQUEST, f"content is longer than {MAX_MESSAGE_CHARS}")
+
+
+def _broadcast_on_commit(message: ChannelMessage, kind: str, actor) -> None:
+    payload = {
+        "channel_id": message.channel_id,
+        "message_id": message.id,
+        "data": {"type": kind, "data": message_summary(message)},
+        "user": {"id": actor.id, "name": actor.display_name},
+    }
+    room = channel_room(message.channel_id)
+    transaction.on_commit(
+        lambda: emit.room_emit_sync(room=room, event="events:channel", data=payload)
+    )
+
+
+def channel_summary(channel: Channel) -> dict:
+    """What clients get about a channel."""
+    return {
+        "id": channel.id,
+        "name": channel.name,
+        "kind": channel.kind,
+        "owner_id": channel.owner_id,
+        "created_at": channel.created_at.isoformat(),
+    }
+
+
+def message_summary(message: ChannelMessage) -> dict:
+    """What clients get about a message."""
+    return {
+        "id": message.id,
+        "channel_id": message.channel_id,
+        "author_id": message.author_id,
+        "content": message.content,
+        "parent_id": message.parent_id,
+        "created_at": message.created_at.isoformat(),
+        "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+        "deleted": message.deleted_at is not None,
+    }
