@@ -103,6 +103,23 @@ def redis_flush(prefix: str) -> None:
         client.close()
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request):
+    """Run the test on the embedded default and again on the real Redis."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_settings")
+    return request.param
+
+
+def api_for(user):
+    """A DRF test client authenticated as the user with a bearer token."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
+    return client
+
+
 @pytest.fixture
 def make_user(django_user_model):
     """Create users: make_user("alice", name="Alice", role="admin", is_active=True)."""

@@ -1,18 +1,11 @@
 """REST for channels: membership rules, messages, unread counts, bad input."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from channels_app.models import Channel, ChannelMember, ChannelMessage
-from conftest import token_for
+from conftest import api_for
 
 pytestmark = pytest.mark.django_db
-
-
-def api_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
-    return client
 
 
 @pytest.fixture

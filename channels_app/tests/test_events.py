@@ -11,13 +11,6 @@ from channels_app.models import ChannelMember
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request):
-    if request.param == "redis":
-        request.getfixturevalue("redis_settings")
-    return request.param
-
-
 @pytest.fixture
 async def trio(make_user):
     make = database_sync_to_async(make_user)

@@ -5,10 +5,9 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 from django.test import AsyncClient
-from rest_framework.test import APIClient
 
 from chats.models import Chat, Message
-from conftest import token_for
+from conftest import api_for, token_for
 from realtime import tasks
 
 
@@ -26,12 +25,6 @@ class AuthedAsyncClient:
         return await self.client.post(
             path, body or {}, content_type="application/json", headers=self.headers
         )
-
-
-def api_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
-    return client
 
 
 @pytest.mark.django_db

@@ -11,13 +11,6 @@ from realtime.errors import CallError, EventError
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request):
-    if request.param == "redis":
-        request.getfixturevalue("redis_settings")
-    return request.param
-
-
 async def answer_next_call(client, reply: dict) -> dict:
     """Wait for a call frame and answer it; returns the call frame."""
     while True:

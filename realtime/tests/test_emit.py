@@ -16,13 +16,6 @@ from realtime.state import get_state
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request):
-    if request.param == "redis":
-        request.getfixturevalue("redis_settings")
-    return request.param
-
-
 @pytest.fixture
 async def users(make_user):
     return [

@@ -9,13 +9,6 @@ from conftest import REDIS_TEST_URL
 from realtime import tasks
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request):
-    if request.param == "redis":
-        request.getfixturevalue("redis_settings")
-    return request.param
-
-
 async def test_create_list_and_finish(backend):
     done = asyncio.Event()
 
