@@ -340,11 +340,14 @@ def http_get(url: str, token: str) -> tuple[int, dict]:
     return http_request(url, token)
 
 
-def http_request(url: str, token: str, data: bytes | None = None) -> tuple[int, dict]:
-    """One HTTP request with a bearer token; returns (status, JSON body)."""
+def http_request(
+    url: str, token: str, data: bytes | None = None, method: str | None = None
+) -> tuple[int, dict]:
+    """One HTTP request with a bearer token; returns (status, JSON body or {})."""
     request = urllib.request.Request(
         url,
         data=data,
+        method=method,
         headers={
             "Content-Type": "application/json",
             "Authorization": f"Bearer {token}",
@@ -352,7 +355,8 @@ def http_request(url: str, token: str, data: bytes | None = None) -> tuple[int, 
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.load(response)
+            body = response.read()
+            return response.status, json.loads(body) if body else {}
     except urllib.error.HTTPError as err:
         return err.code, json.load(err)
 
