@@ -15,34 +15,17 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 
 from chats import services
+from realtime.db import background_db
 from realtime.emit import user_emit
 from realtime.errors import BAD_REQUEST, EventError
 
 log = logging.getLogger(__name__)
-
-# Streaming's database work runs on its own threads. Generations are background tasks:
-# on asgiref's one thread-sensitive thread they would queue behind a sync view that
-# is itself waiting for them (a view stopping a task deadlocked that way).
-STREAM_DB_THREADS = 4
-_stream_db_executor = ThreadPoolExecutor(
-    STREAM_DB_THREADS, thread_name_prefix="stream-db"
-)
-
-
-def stream_db(func):
-    """Run ORM work of the emitter off the event loop, on the streaming threads."""
-    return DatabaseSyncToAsync(
-        func, thread_sensitive=False, executor=_stream_db_executor
-    )
-
 
 DELTA_TYPES = {"message", "chat:message:delta"}
 REPLACE_TYPES = {"replace", "chat:message"}
@@ -75,7 +58,7 @@ class MessageStream:
         text = "".join(self.pending)
         self.pending.clear()
         try:
-            await stream_db(services.message_append)(
+            await background_db(services.message_append)(
                 chat_id=self.chat_id, message_id=self.message_id, delta=text
             )
         except BaseException:
@@ -92,7 +75,7 @@ class MessageStream:
             if drop_pending:
                 self.pending.clear()
             await self._flush_locked()
-            await stream_db(write)()
+            await background_db(write)()
 
     def flush_sync(self) -> None:
         """Write buffered text from sync code (interpreter exit)."""
@@ -139,7 +122,7 @@ class StreamWriter:
                 stream.pending.clear()
             rows = [(s.chat_id, s.message_id, text) for s, text in items]
             if rows:
-                await stream_db(services.message_append_many)(rows=rows)
+                await background_db(services.message_append_many)(rows=rows)
         except Exception:
             log.exception("writing %d streamed messages failed; retrying", len(items))
             for stream, text in items:
@@ -270,12 +253,12 @@ class EventEmitter:
         # Nothing is sent about a chat the user does not own (not_found); the message
         # row is made when the first stored event comes.
         if not self._chat_checked:
-            await stream_db(services.chat_get_for)(
+            await background_db(services.chat_get_for)(
                 user_id=self.user_id, chat_id=self.chat_id
             )
             self._chat_checked = True
         if stored and not self._ready:
-            await stream_db(services.message_ensure)(
+            await background_db(services.message_ensure)(
                 user_id=self.user_id, chat_id=self.chat_id, message_id=self.message_id
             )
             self._ready = True

@@ -5,3 +5,9 @@ class NotesConfig(AppConfig):
     """Collaborative notes on Yjs documents."""
 
     name = "notes"
+
+    def ready(self) -> None:
+        from notes import events as note_events
+        from realtime import events
+
+        events.on_shutdown(note_events.saves_flush_all)

@@ -233,6 +233,10 @@ CALL_TIMEOUT = env_float("CALL_TIMEOUT", 30.0)
 OUTBOX_LINGER = env_float("OUTBOX_LINGER", 0.005)
 # While Redis is unreachable the outbox retries a batch this long before failing it.
 OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 30.0)
+# A note's update log is merged into its snapshot past this many updates.
+NOTE_COMPACT_THRESHOLD = env_int("NOTE_COMPACT_THRESHOLD", 200)
+# A note's content follows its document within this many seconds of an update.
+NOTE_SAVE_DELAY = env_float("NOTE_SAVE_DELAY", 0.5)
 # Streamed text is written to the database at most this often per message (seconds).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.25)
 # The built-in fake model: tokens per second and tokens per answer.

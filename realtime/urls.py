@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/realtime/emit/", views.RoomEmitApi.as_view(), name="realtime_emit"),
     path("api/", include("chats.urls")),
     path("api/", include("channels_app.urls")),
+    path("api/", include("notes.urls")),
     # Apps add their routes above this line; it answers every other /api/ path.
     re_path(r"^api/", views.ApiNotFound.as_view()),
 ]

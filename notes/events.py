@@ -1,0 +1,247 @@
+"""Socket events of notes: join-note and the ydoc:* events of collaborative editing.
+
+Document ids are "note:{id}"; their editors are in room doc_note:{id}. Identity always
+comes from the session. Updates are checked and stored before they are acknowledged and
+relayed; a note's content follows its document within NOTE_SAVE_DELAY.
+"""
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import weakref
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from notes import crdt, services
+from realtime import emit, events
+from realtime.db import background_db
+from realtime.errors import BAD_REQUEST, FORBIDDEN, EventError
+from realtime.events import Payload, on
+from realtime.hub import get_hub
+from realtime.rooms import doc_room, note_room
+
+log = logging.getLogger(__name__)
+
+# The update log is checked for compaction every this many updates.
+COMPACT_CHECK_EVERY = 25
+
+
+class NoteRef(Payload):
+    note_id: str
+
+
+class DocRef(Payload):
+    document_id: str
+
+
+class DocUpdate(Payload):
+    document_id: str
+    update: str  # base64
+
+
+def _note_id(document_id: str) -> str:
+    kind, _, note_id = document_id.partition(":")
+    if kind != "note" or not note_id:
+        raise EventError(BAD_REQUEST, 'document_id must be "note:{id}"')
+    return note_id
+
+
+async def _note(session, note_id: str, need: str = services.READ):
+    return await database_sync_to_async(services.note_get_for)(
+        note_id=note_id, user=session.user, need=need
+    )
+
+
+def user_color(user_id: int) -> str:
+    """A stable colour per user for cursors."""
+    digest = hashlib.blake2s(str(user_id).encode(), digest_size=3).hexdigest()
+    return f"#{digest}"
+
+
+def _decode(update: str) -> bytes:
+    try:
+        return base64.b64decode(update, validate=True)
+    except (binascii.Error, ValueError):
+        raise EventError(BAD_REQUEST, "update must be base64") from None
+
+
+@on("join-note", schema=NoteRef)
+async def join_note(session, payload: NoteRef) -> dict:
+    """Enter a note's room (needs read access)."""
+    note = await _note(session, payload.note_id)
+    await (await get_hub()).join(session, note_room(note.id))
+    return {"note_id": note.id}
+
+
+@on("ydoc:document:join", schema=DocRef)
+async def document_join(session, payload: DocRef) -> dict:
+    """Join a document: the joiner gets its state, the others hear who joined."""
+    note = await _note(session, _note_id(payload.document_id))
+    room = doc_room(payload.document_id)
+    await (await get_hub()).join(session, room)
+    await _send_state(session, payload.document_id, note)
+    await emit.room_emit(
+        room=room,
+        event="ydoc:user:joined",
+        data={
+            "document_id": payload.document_id,
+            "user_id": session.user_id,
+            "user_name": session.user.display_name,
+            "user_color": user_color(session.user_id),
+        },
+        skip_sid=session.sid,
+    )
+    return {"document_id": payload.document_id}
+
+
+async def _send_state(session, document_id: str, note) -> None:
+    state = await background_db(services.document_state)(note=note)
+    sessions = await emit.room_sessions(room=doc_room(document_id))
+    session.emit(
+        "ydoc:document:state",
+        {
+            "document_id": document_id,
+            "state": base64.b64encode(state).decode(),
+            "sessions": sessions,
+        },
+    )
+
+
+def _require_room(session, document_id: str) -> str:
+    room = doc_room(document_id)
+    if room not in session.rooms:
+        raise EventError(FORBIDDEN, "join the document first")
+    return room
+
+
+@on("ydoc:document:state", schema=DocRef)
+async def document_state(session, payload: DocRef) -> None:
+    """The state again, for a session in the document."""
+    _require_room(session, payload.document_id)
+    note = await _note(session, _note_id(payload.document_id))
+    await _send_state(session, payload.document_id, note)
+
+
+@on("ydoc:document:update", schema=DocUpdate)
+async def document_update(session, payload: DocUpdate) -> dict:
+    """Check, store durably, then relay an update (needs write access)."""
+    room = _require_room(session, payload.document_id)
+    note = await _note(session, _note_id(payload.document_id), need=services.WRITE)
+    update = _decode(payload.update)
+    try:
+        seq = await database_sync_to_async(services.update_store)(
+            note=note, update=update, author_id=session.user_id
+        )
+    except crdt.InvalidUpdate as exc:
+        raise EventError(BAD_REQUEST, f"not a Yjs update: {exc}") from None
+    await emit.room_emit(
+        room=room,
+        event="ydoc:document:update",
+        data={
+            "document_id": payload.document_id,
+            "update": payload.update,
+            "session_id": session.sid,
+            "user_id": session.user_id,
+        },
+        skip_sid=session.sid,
+    )
+    _schedule_save(note.id, compact=seq % COMPACT_CHECK_EVERY == 0)
+    return {"seq": seq}
+
+
+@on("ydoc:awareness:update", schema=DocUpdate)
+async def awareness_update(session, payload: DocUpdate) -> None:
+    """Relay cursors and selections to the others, as the session's user."""
+    room = _require_room(session, payload.document_id)
+    _decode(payload.update)
+    await emit.room_emit(
+        room=room,
+        event="ydoc:awareness:update",
+        data={
+            "document_id": payload.document_id,
+            "user_id": session.user_id,
+            "update": payload.update,
+        },
+        skip_sid=session.sid,
+    )
+
+
+@on("ydoc:document:leave", schema=DocRef)
+async def document_leave(session, payload: DocRef) -> None:
+    """Leave a document."""
+    await _leave(session, payload.document_id)
+
+
+@events.on_disconnect
+async def leave_documents(session) -> None:
+    """A closing socket leaves every document it was in."""
+    for room in list(session.rooms):
+        if room.startswith("doc_"):
+            await _leave(session, room[len("doc_") :])
+
+
+async def _leave(session, document_id: str) -> None:
+    room = doc_room(document_id)
+    if room not in session.rooms:
+        return
+    await (await get_hub()).leave(session, room)
+    await emit.room_emit(
+        room=room,
+        event="ydoc:user:left",
+        data={"document_id": document_id, "user_id": session.user_id},
+    )
+    if not await emit.room_sessions(room=room):
+        # The last editor anywhere left: save now and compact.
+        note_id = document_id.partition(":")[2]
+        await _save_now(note_id)
+        await background_db(services.compact)(note_id=note_id)
+
+
+# --- content saves -------------------------------------------------------------------
+
+_saves: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _schedule_save(note_id: str, *, compact: bool = False) -> None:
+    """Save the note's content within NOTE_SAVE_DELAY. A later update never cancels a
+    pending save: it marks the note dirty, and the saver goes round again."""
+    loop = asyncio.get_running_loop()
+    state = _saves.setdefault(loop, {})
+    entry = state.get(note_id)
+    if entry is None:
+        entry = state[note_id] = {"dirty": True, "compact": compact}
+        entry["task"] = loop.create_task(_saver(note_id, entry, state))
+    else:
+        entry["dirty"] = True
+        entry["compact"] = entry["compact"] or compact
+
+
+async def _saver(note_id: str, entry: dict, state: dict) -> None:
+    try:
+        while entry["dirty"]:
+            await asyncio.sleep(settings.NOTE_SAVE_DELAY)
+            entry["dirty"] = False
+            await background_db(services.content_save)(note_id=note_id)
+            if entry["compact"]:
+                entry["compact"] = False
+                await background_db(services.compact_if_needed)(note_id=note_id)
+    except Exception:
+        log.exception("saving note %s failed", note_id)
+    finally:
+        state.pop(note_id, None)
+
+
+async def _save_now(note_id: str) -> None:
+    await background_db(services.content_save)(note_id=note_id)
+
+
+async def saves_flush_all() -> None:
+    """Write every pending note save now (graceful shutdown)."""
+    state = _saves.get(asyncio.get_running_loop(), {})
+    for note_id in list(state):
+        await _save_now(note_id)

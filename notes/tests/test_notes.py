@@ -1,0 +1,295 @@
+"""Collaborative notes: access, durable updates, seeding, content sync, compaction."""
+
+import asyncio
+import base64
+
+import pytest
+import y_py as Y
+from channels.db import database_sync_to_async
+
+from conftest import api_for
+from notes import crdt, services
+from notes.models import Note, NoteGrant, NoteUpdate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Editor:
+    """A y-py client document fed by ydoc:* events."""
+
+    def __init__(self) -> None:
+        self.doc = Y.YDoc()
+
+    def apply_b64(self, data: str) -> None:
+        Y.apply_update(self.doc, base64.b64decode(data))
+
+    @property
+    def text(self) -> str:
+        return str(self.doc.get_text("content"))
+
+    def insert(self, index: int, chunk: str) -> str:
+        before = Y.encode_state_vector(self.doc)
+        with self.doc.begin_transaction() as txn:
+            self.doc.get_text("content").insert(txn, index, chunk)
+        return base64.b64encode(Y.encode_state_as_update(self.doc, before)).decode()
+
+
+@pytest.fixture
+async def people(make_user):
+    make = database_sync_to_async(make_user)
+    return {
+        name: await make(name) for name in ("owner", "writer", "reader", "stranger")
+    }
+
+
+@pytest.fixture
+async def note(people):
+    def create():
+        note = services.note_create(
+            owner=people["owner"], title="Plan", content="Hello"
+        )
+        services.note_grant(note=note, user_id=people["writer"].id, permission="write")
+        services.note_grant(note=note, user_id=people["reader"].id, permission="read")
+        return note
+
+    return await database_sync_to_async(create)()
+
+
+async def open_doc(client, note) -> Editor:
+    document_id = f"note:{note.id}"
+    await client.send(
+        {"event": "ydoc:document:join", "data": {"document_id": document_id}, "ack": 99}
+    )
+    state = reply = None
+    while state is None or reply is None:  # the state event comes before the ack
+        frame = await client.recv()
+        if frame.get("ack") == 99:
+            reply = frame
+        elif frame.get("event") == "ydoc:document:state":
+            state = frame["data"]
+    assert reply["data"] == {"document_id": document_id}, reply
+    editor = Editor()
+    editor.apply_b64(state["state"])
+    return editor
+
+
+async def content_of(note) -> str:
+    return (await database_sync_to_async(Note.objects.get)(pk=note.pk)).content
+
+
+async def test_join_seeds_from_content_and_announces(ws, people, note):
+    w = await ws(people["writer"])
+    editor = await open_doc(w, note)
+    assert editor.text == "Hello"  # seeded on the server, not by a client
+    r = await ws(people["reader"])
+    await open_doc(r, note)
+    joined = await w.recv_event("ydoc:user:joined")
+    assert joined["user_id"] == people["reader"].id and joined["user_name"] == "Reader"
+
+
+async def test_update_is_stored_relayed_and_content_follows(ws, people, note, settings):
+    settings.NOTE_SAVE_DELAY = 0.1
+    w, r = await ws(people["writer"]), await ws(people["reader"])
+    writer, reader = await open_doc(w, note), await open_doc(r, note)
+    update = writer.insert(5, ", world")
+    reply = await w.call(
+        "ydoc:document:update", {"document_id": f"note:{note.id}", "update": update}
+    )
+    assert reply["data"]["seq"] > 0
+    relayed = await r.recv_event("ydoc:document:update")
+    assert relayed["session_id"] == w.sid and relayed["user_id"] == people["writer"].id
+    reader.apply_b64(relayed["update"])
+    assert reader.text == "Hello, world"
+    for _ in range(50):
+        if await content_of(note) == "Hello, world":
+            break
+        await asyncio.sleep(0.05)
+    assert await content_of(note) == "Hello, world"
+
+
+async def test_read_only_and_strangers_are_refused(ws, people, note):
+    r = await ws(people["reader"])
+    reader = await open_doc(r, note)
+    refused = await r.call(
+        "ydoc:document:update",
+        {"document_id": f"note:{note.id}", "update": reader.insert(0, "X")},
+    )
+    assert refused["error"]["code"] == "forbidden"
+    s = await ws(people["stranger"])
+    for event, data in [
+        ("join-note", {"note_id": note.id}),
+        ("ydoc:document:join", {"document_id": f"note:{note.id}"}),
+    ]:
+        assert (await s.call(event, data))["error"]["code"] == "not_found"
+    for event in ("ydoc:document:state", "ydoc:awareness:update"):
+        data = {"document_id": f"note:{note.id}"}
+        if event == "ydoc:awareness:update":
+            data["update"] = base64.b64encode(b"x").decode()
+        assert (await s.call(event, data))["error"]["code"] == "forbidden"
+    count = await database_sync_to_async(NoteUpdate.objects.count)()
+    assert count == 1  # only the server's seed
+
+
+@pytest.mark.parametrize(
+    "update, code",
+    [
+        ("not base64!", "bad_request"),
+        (base64.b64encode(b"\x00garbage\xff").decode(), "bad_request"),
+    ],
+)
+async def test_corrupt_updates_are_refused_and_not_stored(
+    ws, people, note, update, code
+):
+    w = await ws(people["writer"])
+    await open_doc(w, note)
+    reply = await w.call(
+        "ydoc:document:update", {"document_id": f"note:{note.id}", "update": update}
+    )
+    assert reply["error"]["code"] == code
+    assert await database_sync_to_async(NoteUpdate.objects.count)() == 1
+    assert "data" in await w.call(
+        "ydoc:document:state", {"document_id": f"note:{note.id}"}
+    )
+
+
+async def test_awareness_carries_the_sessions_user(ws, people, note):
+    w, r = await ws(people["writer"]), await ws(people["reader"])
+    await open_doc(w, note)
+    await open_doc(r, note)
+    payload = base64.b64encode(b"cursor").decode()
+    frame = {"document_id": f"note:{note.id}", "update": payload, "user_id": 999}
+    assert (await r.call("ydoc:awareness:update", frame))["error"][
+        "code"
+    ] == "bad_request"
+    del frame["user_id"]
+    await r.call("ydoc:awareness:update", frame)
+    relayed = await w.recv_event("ydoc:awareness:update")
+    assert relayed == {
+        "document_id": f"note:{note.id}",
+        "user_id": people["reader"].id,
+        "update": payload,
+    }
+
+
+async def test_rest_edit_reaches_open_editors(ws, people, note):
+    w = await ws(people["writer"])
+    editor = await open_doc(w, note)
+
+    def patch():
+        return api_for(people["owner"]).patch(
+            f"/api/notes/{note.id}/", {"content": "Hello there"}, format="json"
+        )
+
+    response = await database_sync_to_async(patch)()
+    assert response.status_code == 200 and response.json()["content"] == "Hello there"
+    relayed = await w.recv_event("ydoc:document:update")
+    editor.apply_b64(relayed["update"])
+    assert editor.text == "Hello there"
+
+
+async def test_leave_announces_and_last_leave_saves_and_compacts(
+    ws, people, note, settings
+):
+    settings.NOTE_SAVE_DELAY = 30  # only the last leave can save in time
+    w, r = await ws(people["writer"]), await ws(people["reader"])
+    writer = await open_doc(w, note)
+    await open_doc(r, note)
+    for i in range(5):
+        await w.call(
+            "ydoc:document:update",
+            {"document_id": f"note:{note.id}", "update": writer.insert(0, str(i))},
+        )
+    await r.call("ydoc:document:leave", {"document_id": f"note:{note.id}"})
+    left = await w.recv_event("ydoc:user:left")
+    assert left["user_id"] == people["reader"].id
+    await w.close()  # the last editor
+    await asyncio.sleep(0.3)
+    assert await content_of(note) == "43210Hello"
+    assert (
+        await database_sync_to_async(services.pending_update_count)(note_id=note.id)
+        == 0
+    )
+
+
+async def test_compaction_keeps_content_and_join_cost_flat(people, note):
+    def write_many():
+        editor = crdt.doc_from(services.document_updates(note=note))
+        for i in range(300):
+            update = crdt.text_update(editor, crdt.doc_text(editor) + str(i % 10))
+            services.update_store(note=note, update=update, author_id=None)
+        before = crdt.doc_text(crdt.doc_from(services.document_updates(note=note)))
+        merged = services.compact(note_id=note.id)
+        after_updates = services.document_updates(note=note)
+        return before, merged, after_updates
+
+    before, merged, after_updates = await database_sync_to_async(write_many)()
+    assert merged == 301 and len(after_updates) == 1  # one snapshot, no log
+    assert crdt.doc_text(crdt.doc_from(after_updates)) == before
+
+
+def test_text_update_keeps_a_concurrent_edit():
+    base = crdt.doc_from([crdt.seed_update("alpha beta gamma")])
+    other = crdt.doc_from([crdt.doc_state(base)])
+    concurrent = crdt.text_update(other, "alpha beta gamma delta")
+    server_edit = crdt.text_update(base, "ALPHA beta gamma")
+    merged = crdt.doc_from([crdt.doc_state(base), concurrent, server_edit])
+    assert crdt.doc_text(merged) == "ALPHA beta gamma delta"
+
+
+def test_update_check_refuses_garbage():
+    with pytest.raises(crdt.InvalidUpdate):
+        crdt.update_check(b"\x00garbage\xff\xff")
+    crdt.update_check(crdt.seed_update("ok"))
+
+
+def test_rest_access_rules(people):
+    owner, writer, reader, stranger = (
+        people[k] for k in ("owner", "writer", "reader", "stranger")
+    )
+    api = api_for(owner)
+    created = api.post(
+        "/api/notes/", {"title": "T", "content": "c"}, format="json"
+    ).json()
+    nid = created["id"]
+    for user, perm in ((writer, "write"), (reader, "read")):
+        assert (
+            api.post(
+                f"/api/notes/{nid}/share/",
+                {"user_id": user.id, "permission": perm},
+                format="json",
+            ).status_code
+            == 200
+        )
+    assert [n["access"] for n in api_for(reader).get("/api/notes/").json()] == ["read"]
+    assert api_for(stranger).get(f"/api/notes/{nid}/").status_code == 404
+    assert (
+        api_for(reader)
+        .patch(f"/api/notes/{nid}/", {"title": "x"}, format="json")
+        .status_code
+        == 403
+    )
+    assert (
+        api_for(writer)
+        .patch(f"/api/notes/{nid}/", {"title": "W"}, format="json")
+        .status_code
+        == 200
+    )
+    assert api_for(writer).delete(f"/api/notes/{nid}/").status_code == 403
+    assert (
+        api_for(writer)
+        .post(
+            f"/api/notes/{nid}/share/",
+            {"user_id": stranger.id, "permission": "write"},
+            format="json",
+        )
+        .status_code
+        == 403
+    )
+    assert api.post(
+        f"/api/notes/{nid}/share/",
+        {"user_id": reader.id, "permission": "none"},
+        format="json",
+    ).json()["grants"] == {str(writer.id): "write"}
+    assert api_for(reader).get(f"/api/notes/{nid}/").status_code == 404
+    assert api.delete(f"/api/notes/{nid}/").status_code == 204
+    assert NoteGrant.objects.count() == 0
