@@ -12,7 +12,6 @@ import hashlib
 import logging
 import weakref
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from notes import crdt, services
@@ -50,7 +49,7 @@ def _note_id(document_id: str) -> str:
 
 
 async def _note(session, note_id: str, need: str = services.READ):
-    return await database_sync_to_async(services.note_get_for)(
+    return await background_db(services.note_get_for)(
         note_id=note_id, user=session.user, need=need
     )
 
@@ -132,7 +131,7 @@ async def document_update(session, payload: DocUpdate) -> dict:
     note = await _note(session, _note_id(payload.document_id), need=services.WRITE)
     update = _decode(payload.update)
     try:
-        seq = await database_sync_to_async(services.update_store)(
+        seq = await background_db(services.update_store)(
             note=note, update=update, author_id=session.user_id
         )
     except crdt.InvalidUpdate as exc:
