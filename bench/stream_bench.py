@@ -48,24 +48,12 @@ async def worker_main(plan_path: str, out_path: str) -> None:
 
     django.setup()
     from channels.db import database_sync_to_async
-    from django.db.backends.signals import connection_created
 
     from chats.emitter import get_event_emitter
+    from chats.writecount import MessageWriteCounter
 
     plan = json.loads(Path(plan_path).read_text())
-    writes = {"n": 0}
-
-    def count(execute, sql, params, many, context):
-        statement = sql.lstrip().upper()
-        if statement.startswith(("UPDATE", "INSERT")) and "CHATS_MESSAGE" in statement:
-            writes["n"] += len(params) if many else 1  # executemany: one per row
-        return execute(sql, params, many, context)
-
-    def install(sender, connection, **kwargs):
-        if count not in connection.execute_wrappers:
-            connection.execute_wrappers.append(count)
-
-    connection_created.connect(install)
+    writes = MessageWriteCounter().start()
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
@@ -116,7 +104,7 @@ async def worker_main(plan_path: str, out_path: str) -> None:
         json.dumps(
             {
                 "sent": sent,
-                "writes": writes["n"],
+                "writes": writes.n,
                 "duration": time.time() - began,
                 "cpu": cpu_seconds(os.getpid()),
                 "layer_messages": layer_sends["messages"],

@@ -40,6 +40,13 @@ async def collect(client, *, until: str, pieces: list, limit: int | None = None)
             return event["type"]
 
 
+async def stop_over_rest(server, task_id: str, user) -> tuple[int, dict]:
+    """POST /api/tasks/{id}/stop on a server process."""
+    return await asyncio.to_thread(
+        http_post, f"{server.http}/api/tasks/{task_id}/stop", {}, token_for(user)
+    )
+
+
 @database_sync_to_async
 def message_row(chat, message_id) -> Message:
     return Message.objects.get(chat=chat, message_id=message_id)
@@ -76,13 +83,10 @@ async def test_stop_from_the_other_instance(cluster, alice_chat):
     )
     pieces: list[str] = []
     await collect(tab, until="never", pieces=pieces, limit=5)
-    status, body = await asyncio.to_thread(
-        http_post,
-        f"{two.http}/api/tasks/{started['task_id']}/stop",
-        {},
-        token_for(alice),
+    assert await stop_over_rest(two, started["task_id"], alice) == (
+        200,
+        {"stopped": True},
     )
-    assert (status, body) == (200, {"stopped": True})
     await collect(tab, until="chat:tasks:cancel", pieces=pieces)
     await tab.close()
     row = await message_row(chat, started["message_id"])
@@ -227,13 +231,10 @@ async def test_stream_and_stop_survive_a_redis_restart(
     await asyncio.sleep(0.5)
     await asyncio.to_thread(private_redis.start)
     await collect(tab, until="never", pieces=pieces, limit=len(pieces) + 10)
-    status, body = await asyncio.to_thread(
-        http_post,
-        f"{two.http}/api/tasks/{started['task_id']}/stop",
-        {},
-        token_for(alice),
+    assert await stop_over_rest(two, started["task_id"], alice) == (
+        200,
+        {"stopped": True},
     )
-    assert (status, body) == (200, {"stopped": True})
     await collect(tab, until="chat:tasks:cancel", pieces=pieces)
     await tab.close()
     row = await message_row(chat, started["message_id"])

@@ -150,7 +150,7 @@ async def test_deltas_are_written_at_most_once_per_flush_interval(
     chat = await make_chat(user)
     emit = get_event_emitter(user.id, chat.id, "m1")
     await emit({"type": "message", "data": {"content": ""}})  # creates the row
-    writes_before = message_writes["n"]
+    writes_before = message_writes.n
     loop = asyncio.get_running_loop()
     start = loop.time()
     pieces = [f"t{i} " for i in range(50)]
@@ -159,7 +159,7 @@ async def test_deltas_are_written_at_most_once_per_flush_interval(
         await asyncio.sleep(0.02)
     await emit({"type": "chat:completion", "data": {"done": True}})
     duration = loop.time() - start
-    writes = message_writes["n"] - writes_before
+    writes = message_writes.n - writes_before
     assert 2 <= writes <= duration / settings.STREAM_FLUSH_INTERVAL + 2, (
         writes,
         duration,
