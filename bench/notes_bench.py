@@ -8,8 +8,11 @@
    whole log replayed); and the client-observed ydoc:document:join round trip against
    a real uvicorn server.
 2. Relay: `--clients` sockets in `--documents` documents (Redis layer, PostgreSQL).
-   In every document one client sends an update per `--interval` seconds; latency runs
-   from just before the send to the moment each other member receives it.
+   In every document one client sends an update per `--interval` seconds, starting at
+   a random moment within the first interval; latency runs from just before the send
+   to the moment each other member receives it. Writers start once everyone joined.
+   Then the same for `ydoc:awareness:update` (relayed only, no database): the cost of
+   the transport alone under the same load.
 """
 
 import argparse
@@ -17,7 +20,9 @@ import asyncio
 import base64
 import json
 import os
+import random
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -26,6 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.stream_bench import drop_database, percentile, prepare_database  # noqa: E402
+
+# The relay phases, one after the other on the same sockets: document updates (checked,
+# stored durably, then relayed) and awareness updates (relayed only, no database).
+EVENTS = ("ydoc:document:update", "ydoc:awareness:update")
 
 
 def configure(env: dict) -> None:
@@ -88,15 +97,22 @@ async def join_round_trip(
     return statistics.median(samples)
 
 
-async def relay(url, members, interval: float, seconds: float):
-    """members: list of (document_id, [token, ...]); the first token writes."""
+async def relay(url, members, interval: float, seconds: float, on_start=None):
+    """members: list of (document_id, [token, ...]); the first token writes. Writers
+    start once every member has joined, so the connect storm is not measured."""
     import websockets
     import y_py as Y
 
     sent: dict[str, float] = {}
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {event: [] for event in EVENTS}
 
     async def member(document_id, token, writer, ready):
+        try:
+            await member_run(document_id, token, writer, ready)
+        finally:
+            ready.set()  # a member that failed must not hold the others back
+
+    async def member_run(document_id, token, writer, ready):
         async with websockets.connect(url, max_queue=None) as ws:
             await ws.send(
                 json.dumps({"event": "connect", "data": {"token": token}, "ack": 0})
@@ -111,47 +127,60 @@ async def relay(url, members, interval: float, seconds: float):
             while json.loads(await ws.recv()).get("ack") != 1:
                 pass
             ready.set()
+            await everyone.wait()
             if writer:
                 doc = Y.YDoc()
                 loop = asyncio.get_running_loop()
-                end = loop.time() + seconds
+                # Independent writers: each starts at its own moment in the interval
+                # (all at once would measure how long a burst of 500 takes to drain).
+                await asyncio.sleep(random.uniform(0, interval))
                 n = 0
-                while loop.time() < end:
-                    await asyncio.sleep(interval)
-                    before = Y.encode_state_vector(doc)
-                    with doc.begin_transaction() as txn:
-                        doc.get_text("content").insert(txn, 0, "x")
-                    update = base64.b64encode(
-                        Y.encode_state_as_update(doc, before)
-                    ).decode()
-                    sent[update + document_id] = time.time()
-                    n += 1
-                    frame = {
-                        "event": "ydoc:document:update",
-                        "data": {"document_id": document_id, "update": update},
-                        "ack": 10 + n,
-                    }
-                    await ws.send(json.dumps(frame))
+                for event in EVENTS:
+                    end = loop.time() + seconds
+                    while loop.time() < end:
+                        await asyncio.sleep(interval)
+                        n += 1
+                        if event == "ydoc:document:update":
+                            before = Y.encode_state_vector(doc)
+                            with doc.begin_transaction() as txn:
+                                doc.get_text("content").insert(txn, 0, "x")
+                            payload = Y.encode_state_as_update(doc, before)
+                        else:
+                            payload = f"cursor {n}".encode()
+                        update = base64.b64encode(bytes(payload)).decode()
+                        sent[update + document_id] = time.time()
+                        frame = {
+                            "event": event,
+                            "data": {"document_id": document_id, "update": update},
+                            "ack": 10 + n,
+                        }
+                        await ws.send(json.dumps(frame))
                 await asyncio.sleep(1.0)
             else:
                 try:
                     while True:
                         raw = await asyncio.wait_for(ws.recv(), seconds + 5)
                         now = time.time()
-                        if '"ydoc:document:update"' in raw:
-                            data = json.loads(raw)["data"]
+                        frame = json.loads(raw)
+                        if frame.get("event") in latencies:
+                            data = frame["data"]
                             start = sent.get(data["update"] + document_id)
                             if start is not None:
-                                latencies.append((now - start) * 1000)
+                                latencies[frame["event"]].append((now - start) * 1000)
                 except (TimeoutError, websockets.ConnectionClosed):
                     pass
 
+    everyone = asyncio.Event()
     tasks, readies = [], []
     for document_id, tokens in members:
         for i, token in enumerate(tokens):
             ready = asyncio.Event()
             readies.append(ready)
             tasks.append(asyncio.create_task(member(document_id, token, i == 0, ready)))
+    await asyncio.gather(*(r.wait() for r in readies))
+    if on_start is not None:
+        on_start()
+    everyone.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     return latencies, len(sent)
 
@@ -170,6 +199,12 @@ def main() -> None:
         "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record the server with py-spy (pip install py-spy) during the first"
+        " relay phase, as collapsed stacks in FILE",
+    )
     args = parser.parse_args()
 
     db_env = prepare_database(args, {})
@@ -229,8 +264,17 @@ def main() -> None:
             for u in users:
                 services.note_grant(note=note, user_id=u.id, permission="write")
             members.append((f"note:{note.id}", tokens[:per_doc]))
+
+        def profile() -> None:
+            if args.profile:
+                subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "-p"]
+                    + [str(server.proc.pid), "-d", str(int(args.seconds))]
+                    + ["-f", "raw", "-o", args.profile, "--nonblocking"]
+                )
+
         latencies, sent = asyncio.run(
-            relay(server.ws, members, args.interval, args.seconds)
+            relay(server.ws, members, args.interval, args.seconds, profile)
         )
         rows.append(
             (
@@ -238,17 +282,16 @@ def main() -> None:
                 f"{per_doc * args.documents} / {args.documents}",
             )
         )
-        rows.append(
-            ("updates sent / deliveries measured", f"{sent} / {len(latencies)}")
-        )
-        if latencies:
-            rows.append(
-                (
-                    "relay latency p50 / p99 / max",
-                    f"{statistics.median(latencies):.1f}"
-                    f" / {percentile(latencies, 99):.1f} / {max(latencies):.1f} ms",
+        rows.append(("frames sent (both phases)", f"{sent}"))
+        for event, samples in latencies.items():
+            if samples:
+                rows.append(
+                    (
+                        f"{event} relay: deliveries, p50 / p99 / max",
+                        f"{len(samples)}, {statistics.median(samples):.1f}"
+                        f" / {percentile(samples, 99):.1f} / {max(samples):.1f} ms",
+                    )
                 )
-            )
     finally:
         if server is not None:
             server.terminate()

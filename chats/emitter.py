@@ -24,6 +24,7 @@ from chats import services
 from realtime.db import background_db
 from realtime.emit import user_emit
 from realtime.errors import BAD_REQUEST, EventError
+from realtime.loops import per_loop
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +139,7 @@ class StreamWriter:
                 )
 
 
-_writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamWriter]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _writer() -> StreamWriter:
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = StreamWriter()
-    return writer
+_writer = per_loop(StreamWriter)
 
 
 # Open streams per event loop (asyncio locks and timers belong to one loop).

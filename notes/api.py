@@ -112,7 +112,7 @@ class NoteDetailApi(APIView):
                 },
                 status=status.HTTP_403_FORBIDDEN,
             )
-        note.delete()
+        services.note_delete(note=note)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -28,6 +28,39 @@ def doc_text(doc: Y.YDoc) -> str:
     return str(doc.get_text(TEXT_NAME))
 
 
+def doc_apply(doc: Y.YDoc, update: bytes) -> None:
+    """Apply one update (or a whole state) to a document. Applying the same update
+    twice changes nothing: Yjs merges by identity."""
+    Y.apply_update(doc, update)
+
+
+def doc_clock(doc: Y.YDoc) -> int:
+    """How many operations the document holds: the sum of its state vector.
+
+    A document that contains another one has a higher clock, so a save can refuse to
+    replace content built from a later document with content from an earlier one.
+    """
+    data = bytes(Y.encode_state_vector(doc))
+    pos = 0
+
+    def varuint() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    total = 0
+    for _ in range(varuint()):
+        varuint()  # client id
+        total += varuint()
+    return total
+
+
 def doc_state(doc: Y.YDoc) -> bytes:
     """The whole document as one update."""
     return bytes(Y.encode_state_as_update(doc))

@@ -5,19 +5,17 @@ comes from the session. Updates are checked and stored before they are acknowled
 relayed; a note's content follows its document within NOTE_SAVE_DELAY.
 """
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import logging
 import weakref
 
-from django.conf import settings
-
 from notes import crdt, services
+from notes.documents import notes
 from realtime import emit, events
 from realtime.db import background_db
-from realtime.errors import BAD_REQUEST, FORBIDDEN, EventError
+from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, EventError
 from realtime.events import Payload, on
 from realtime.hub import get_hub
 from realtime.rooms import doc_room, note_room
@@ -54,6 +52,15 @@ async def _note(session, note_id: str, need: str = services.READ):
     )
 
 
+# A session's access to the documents it joined, checked at join. A grant change or a
+# deletion takes the user's sessions out of the document's room (services.note_grant,
+# note_delete), and every use checks membership first, so the cached access is never
+# used after such a change: the session has to join again.
+_access: "weakref.WeakKeyDictionary[object, dict[str, str]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def user_color(user_id: int) -> str:
     """A stable colour per user for cursors."""
     digest = hashlib.blake2s(str(user_id).encode(), digest_size=3).hexdigest()
@@ -79,9 +86,11 @@ async def join_note(session, payload: NoteRef) -> dict:
 async def document_join(session, payload: DocRef) -> dict:
     """Join a document: the joiner gets its state, the others hear who joined."""
     note = await _note(session, _note_id(payload.document_id))
+    access = await background_db(services.note_access)(note=note, user=session.user)
     room = doc_room(payload.document_id)
     await (await get_hub()).join(session, room)
-    await _send_state(session, payload.document_id, note)
+    _access.setdefault(session, {})[payload.document_id] = access
+    await _send_state(session, payload.document_id, note.id)
     await emit.room_emit(
         room=room,
         event="ydoc:user:joined",
@@ -96,8 +105,11 @@ async def document_join(session, payload: DocRef) -> dict:
     return {"document_id": payload.document_id}
 
 
-async def _send_state(session, document_id: str, note) -> None:
-    state = await background_db(services.document_state)(note=note)
+async def _send_state(session, document_id: str, note_id: str) -> None:
+    entry = (await notes().documents.load([note_id])).get(note_id)
+    if entry is None:
+        raise EventError(NOT_FOUND, "no such note")
+    state = crdt.doc_state(entry.doc)
     sessions = await emit.room_sessions(room=doc_room(document_id))
     session.emit(
         "ydoc:document:state",
@@ -120,22 +132,26 @@ def _require_room(session, document_id: str) -> str:
 async def document_state(session, payload: DocRef) -> None:
     """The state again, for a session in the document."""
     _require_room(session, payload.document_id)
-    note = await _note(session, _note_id(payload.document_id))
-    await _send_state(session, payload.document_id, note)
+    await _send_state(session, payload.document_id, _note_id(payload.document_id))
 
 
 @on("ydoc:document:update", schema=DocUpdate)
 async def document_update(session, payload: DocUpdate) -> dict:
     """Check, store durably, then relay an update (needs write access)."""
     room = _require_room(session, payload.document_id)
-    note = await _note(session, _note_id(payload.document_id), need=services.WRITE)
+    if _access.get(session, {}).get(payload.document_id) != services.WRITE:
+        raise EventError(FORBIDDEN, "read-only access to this note")
+    note_id = _note_id(payload.document_id)
     update = _decode(payload.update)
     try:
-        seq = await background_db(services.update_store)(
-            note=note, update=update, author_id=session.user_id
-        )
+        crdt.update_check(update)
     except crdt.InvalidUpdate as exc:
         raise EventError(BAD_REQUEST, f"not a Yjs update: {exc}") from None
+    here = notes()
+    seq = await here.writer.store(note_id, update, session.user_id)
+    if seq is None:
+        raise EventError(NOT_FOUND, "no such note")
+    here.documents.applied(note_id, seq, update)
     await emit.room_emit(
         room=room,
         event="ydoc:document:update",
@@ -147,7 +163,7 @@ async def document_update(session, payload: DocUpdate) -> dict:
         },
         skip_sid=session.sid,
     )
-    _schedule_save(note.id, compact=seq % COMPACT_CHECK_EVERY == 0)
+    here.saver.schedule(note_id, compact=seq % COMPACT_CHECK_EVERY == 0)
     return {"seq": seq}
 
 
@@ -187,6 +203,7 @@ async def _leave(session, document_id: str) -> None:
     if room not in session.rooms:
         return
     await (await get_hub()).leave(session, room)
+    _access.get(session, {}).pop(document_id, None)
     await emit.room_emit(
         room=room,
         event="ydoc:user:left",
@@ -195,52 +212,10 @@ async def _leave(session, document_id: str) -> None:
     if not await emit.room_sessions(room=room):
         # The last editor anywhere left: save now and compact.
         note_id = document_id.partition(":")[2]
-        await _save_now(note_id)
+        await notes().saver.save([note_id])
         await background_db(services.compact)(note_id=note_id)
-
-
-# --- content saves -------------------------------------------------------------------
-
-_saves: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _schedule_save(note_id: str, *, compact: bool = False) -> None:
-    """Save the note's content within NOTE_SAVE_DELAY. A later update never cancels a
-    pending save: it marks the note dirty, and the saver goes round again."""
-    loop = asyncio.get_running_loop()
-    state = _saves.setdefault(loop, {})
-    entry = state.get(note_id)
-    if entry is None:
-        entry = state[note_id] = {"dirty": True, "compact": compact}
-        entry["task"] = loop.create_task(_saver(note_id, entry, state))
-    else:
-        entry["dirty"] = True
-        entry["compact"] = entry["compact"] or compact
-
-
-async def _saver(note_id: str, entry: dict, state: dict) -> None:
-    try:
-        while entry["dirty"]:
-            await asyncio.sleep(settings.NOTE_SAVE_DELAY)
-            entry["dirty"] = False
-            await background_db(services.content_save)(note_id=note_id)
-            if entry["compact"]:
-                entry["compact"] = False
-                await background_db(services.compact_if_needed)(note_id=note_id)
-    except Exception:
-        log.exception("saving note %s failed", note_id)
-    finally:
-        state.pop(note_id, None)
-
-
-async def _save_now(note_id: str) -> None:
-    await background_db(services.content_save)(note_id=note_id)
 
 
 async def saves_flush_all() -> None:
     """Write every pending note save now (graceful shutdown)."""
-    state = _saves.get(asyncio.get_running_loop(), {})
-    for note_id in list(state):
-        await _save_now(note_id)
+    await notes().saver.flush()

@@ -18,6 +18,10 @@ class Note(models.Model):
     )
     title = models.CharField(max_length=255, default="Untitled")
     content = models.TextField(blank=True, default="")
+    # The document clock `content` was built from (crdt.doc_clock): a save only
+    # replaces content built from a smaller document, so saves racing on two
+    # instances never put older text back.
+    content_clock = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -59,7 +63,9 @@ class NoteUpdate(models.Model):
 
 
 class NoteSnapshot(models.Model):
-    """The compacted document: every update up to `last_update_id` merged."""
+    """The compacted document. `last_update_id` is the highest update merged into it
+    (merged updates are deleted in the same transaction); it changes at every
+    compaction, so caches use it to tell that the snapshot changed."""
 
     note = models.OneToOneField(Note, on_delete=models.CASCADE, related_name="snapshot")
     state = models.BinaryField()

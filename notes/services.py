@@ -6,12 +6,14 @@ merges the log into the snapshot in one transaction without changing the text.
 """
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from notes import crdt
 from notes.models import Note, NoteGrant, NoteSnapshot, NoteUpdate
+from realtime import emit
 from realtime.errors import FORBIDDEN, NOT_FOUND, EventError
+from realtime.rooms import doc_room, note_room
 
 READ, WRITE = "read", "write"
 
@@ -56,38 +58,156 @@ def note_create(*, owner, title: str, content: str = "") -> Note:
 
 
 def note_grant(*, note: Note, user_id: int, permission: str | None) -> None:
-    """Grant read or write to another user, or revoke (permission None)."""
+    """Grant read or write to another user, or revoke (permission None). The user's
+    open sessions hear of it and leave the document (see _access_changed)."""
     if permission is None:
         NoteGrant.objects.filter(note=note, user_id=user_id).delete()
     else:
         NoteGrant.objects.update_or_create(
             note=note, user_id=user_id, defaults={"permission": permission}
         )
+    note_id = note.id
+    transaction.on_commit(lambda: _access_changed(note_id, user_id, permission))
+
+
+def _access_changed(note_id: str, user_id: int, permission: str | None) -> None:
+    """A session's access is checked when it joins a document, so after a change the
+    user's sessions leave the document (and the note's room if they lost read
+    access), the others hear `ydoc:user:left`, and the user's sessions get
+    `note:access` with the new permission: a client joins again to go on."""
+    document_id = note_room(note_id)
+    room = doc_room(document_id)
+    was_editing = user_id in emit.room_user_ids_sync(room=room)
+    emit.room_leave_for_users_sync(room=room, user_ids=[user_id])
+    if permission is None:
+        emit.room_leave_for_users_sync(room=note_room(note_id), user_ids=[user_id])
+    if was_editing:
+        emit.room_emit_sync(
+            room=room,
+            event="ydoc:user:left",
+            data={"document_id": document_id, "user_id": user_id},
+        )
+    emit.user_emit_sync(
+        user_id=user_id,
+        event="note:access",
+        data={"note_id": note_id, "document_id": document_id, "permission": permission},
+    )
+
+
+def note_delete(*, note: Note) -> None:
+    """Delete a note; everyone in its rooms hears `note:deleted` and leaves them."""
+    note_id = note.id
+    note.delete()
+    transaction.on_commit(lambda: _deleted(note_id))
+
+
+def _deleted(note_id: str) -> None:
+    rooms = [note_room(note_id), doc_room(note_room(note_id))]
+    for room in rooms:
+        users = emit.room_user_ids_sync(room=room)
+        emit.room_emit_sync(room=room, event="note:deleted", data={"note_id": note_id})
+        if users:
+            emit.room_leave_for_users_sync(room=room, user_ids=list(users))
 
 
 def document_updates(*, note: Note) -> list[bytes]:
-    """The snapshot and the updates after it, seeding the document from `content` for
-    a note that has text but no document yet (so no client can overwrite the text with
-    an empty document)."""
+    """The snapshot and every update still in the log, seeding the document from
+    `content` for a note that has text but no document yet (so no client can
+    overwrite the text with an empty document).
+
+    Every remaining update counts, not only those after the snapshot's last id: an
+    insert that drew its id before a compaction but committed after it has a lower id
+    and was not merged. Applying an update twice changes nothing.
+    """
     with transaction.atomic():
         snapshot = NoteSnapshot.objects.filter(note=note).first()
-        after = snapshot.last_update_id if snapshot else 0
         updates = list(
-            NoteUpdate.objects.filter(note=note, id__gt=after)
+            NoteUpdate.objects.filter(note=note)
             .order_by("id")
             .values_list("update", flat=True)
         )
         if snapshot is None and not updates and note.content:
-            seed = crdt.seed_update(note.content)
-            NoteUpdate.objects.create(note=note, update=seed, author=None)
-            updates = [seed]
+            seed = _seed(note.id)
+            updates = [seed] if seed else []
     head = [bytes(snapshot.state)] if snapshot else []
     return head + [bytes(u) for u in updates]
 
 
+def _seed(note_id: str) -> bytes | None:
+    """Store the seed update of a note that has content and no document, once: the
+    note row is locked and the log checked again (two instances may open it at the
+    same moment). Inside a transaction."""
+    note = Note.objects.select_for_update().get(id=note_id)
+    if NoteUpdate.objects.filter(note=note).exists():
+        return None
+    if NoteSnapshot.objects.filter(note=note).exists():
+        return None
+    seed = crdt.seed_update(note.content)
+    if seed:
+        NoteUpdate.objects.create(note=note, update=seed, author=None)
+    return seed
+
+
 def document_state(*, note: Note) -> bytes:
-    """The whole document as one update."""
+    """The whole document as one update (built from the database)."""
     return crdt.doc_state(crdt.doc_from(document_updates(note=note)))
+
+
+def documents_fetch(*, known: dict[str, tuple[int | None, set[int]]]) -> dict:
+    """What several cached documents lack, in four queries whatever their number.
+
+    `known` maps note id -> (snapshot marker the cache holds, update ids it applied).
+    Returns note id -> {"marker", "state" (the snapshot, only when its marker
+    changed), "ids" (every update id in the log), "updates" [(id, bytes)] (only those
+    not applied yet)}; notes that do not exist are left out. Notes with content and no
+    document are seeded here.
+    """
+    if not known:
+        return {}
+    ids = list(known)
+    with transaction.atomic():
+        exists = set(Note.objects.filter(id__in=ids).values_list("id", flat=True))
+        markers = dict(
+            NoteSnapshot.objects.filter(note_id__in=ids).values_list(
+                "note_id", "last_update_id"
+            )
+        )
+        log: dict[str, list[int]] = {}
+        for note_id, update_id in NoteUpdate.objects.filter(
+            note_id__in=ids
+        ).values_list("note_id", "id"):
+            log.setdefault(note_id, []).append(update_id)
+        for note_id in exists - set(markers) - set(log):
+            if _seed(note_id):
+                log[note_id] = list(
+                    NoteUpdate.objects.filter(note_id=note_id).values_list(
+                        "id", flat=True
+                    )
+                )
+        changed = [n for n in exists if markers.get(n) != known[n][0]]
+        states = dict(
+            NoteSnapshot.objects.filter(note_id__in=changed).values_list(
+                "note_id", "state"
+            )
+        )
+        wanted = [i for n in exists for i in log.get(n, ()) if i not in known[n][1]]
+        updates: dict[str, list] = {}
+        if wanted:
+            for update_id, note_id, update in (
+                NoteUpdate.objects.filter(id__in=wanted)
+                .order_by("id")
+                .values_list("id", "note_id", "update")
+            ):
+                updates.setdefault(note_id, []).append((update_id, bytes(update)))
+    return {
+        n: {
+            "marker": markers.get(n),
+            "state": bytes(states[n]) if n in states else None,
+            "ids": set(log.get(n, ())),
+            "updates": updates.get(n, []),
+        }
+        for n in exists
+    }
 
 
 def update_store(*, note: Note, update: bytes, author_id: int | None) -> int:
@@ -96,11 +216,59 @@ def update_store(*, note: Note, update: bytes, author_id: int | None) -> int:
     return NoteUpdate.objects.create(note=note, update=update, author_id=author_id).id
 
 
+def updates_store(*, items: list[tuple[str, bytes, int | None]]) -> list[int | None]:
+    """Store checked updates (note id, bytes, author id) in one transaction and one
+    multi-row INSERT: the group commit of the socket path. Returns each one's sequence
+    number, or None for an update whose note no longer exists."""
+    rows = [NoteUpdate(note_id=n, update=u, author_id=a) for n, u, a in items]
+    try:
+        with transaction.atomic():
+            NoteUpdate.objects.bulk_create(rows)
+    except IntegrityError:
+        # A note (or an author) was deleted meanwhile; rare: store one by one.
+        return [
+            _store_one(NoteUpdate(note_id=n, update=u, author_id=a))
+            for n, u, a in items
+        ]
+    return [row.id for row in rows]
+
+
+def _store_one(row: NoteUpdate) -> int | None:
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+        return row.id
+    except IntegrityError:
+        return None
+
+
+def contents_store(*, contents: dict[str, tuple[str, int]]) -> None:
+    """Store notes' content (text, document clock) built from their documents, in one
+    transaction and one UPDATE; a note whose content came from a bigger document
+    keeps it. The rows are locked FOR NO KEY UPDATE, which does not block updates
+    being inserted for those notes."""
+    with transaction.atomic():
+        notes = list(
+            Note.objects.select_for_update(no_key=True)
+            .filter(id__in=list(contents))
+            .only("id", "content_clock")
+        )
+        changed = []
+        for note in notes:
+            text, clock = contents[note.id]
+            if note.content_clock < clock:
+                note.content, note.content_clock = text, clock
+                changed.append(note)
+        if changed:
+            Note.objects.bulk_update(changed, ["content", "content_clock"])
+
+
 def content_save(*, note_id: str) -> str:
-    """Rebuild the note's content from its document and store it."""
+    """Rebuild the note's content from its document (in the database) and store it."""
     note = Note.objects.get(id=note_id)
-    text = crdt.doc_text(crdt.doc_from(document_updates(note=note)))
-    Note.objects.filter(id=note_id).update(content=text)
+    doc = crdt.doc_from(document_updates(note=note))
+    text = crdt.doc_text(doc)
+    contents_store(contents={note_id: (text, crdt.doc_clock(doc))})
     return text
 
 
@@ -111,18 +279,13 @@ def content_replace(*, note: Note, content: str, author_id: int) -> bytes:
     update = crdt.text_update(doc, content)
     if update:
         update_store(note=note, update=update, author_id=author_id)
-    Note.objects.filter(id=note.id).update(content=crdt.doc_text(doc))
+    contents_store(contents={note.id: (crdt.doc_text(doc), crdt.doc_clock(doc))})
     return update
 
 
 def pending_update_count(*, note_id: str) -> int:
-    """Updates stored after the snapshot."""
-    snapshot = (
-        NoteSnapshot.objects.filter(note_id=note_id)
-        .values_list("last_update_id", flat=True)
-        .first()
-    )
-    return NoteUpdate.objects.filter(note_id=note_id, id__gt=snapshot or 0).count()
+    """Updates not merged into the snapshot yet."""
+    return NoteUpdate.objects.filter(note_id=note_id).count()
 
 
 def compact(*, note_id: str) -> int:
@@ -131,9 +294,8 @@ def compact(*, note_id: str) -> int:
     with transaction.atomic():
         note = Note.objects.select_for_update().get(id=note_id)
         snapshot = NoteSnapshot.objects.filter(note=note).first()
-        after = snapshot.last_update_id if snapshot else 0
         rows = list(
-            NoteUpdate.objects.filter(note=note, id__gt=after)
+            NoteUpdate.objects.filter(note=note)
             .order_by("id")
             .values_list("id", "update")
         )
@@ -145,6 +307,10 @@ def compact(*, note_id: str) -> int:
         NoteSnapshot.objects.update_or_create(
             note=note, defaults={"state": crdt.doc_state(doc), "last_update_id": last}
         )
+        # Only the rows read above: while we hold the note's row lock no insert can
+        # commit (its foreign-key check waits on the lock), and rows not committed
+        # yet are invisible to this delete. A straggler with a lower id stays in the
+        # log, and document_updates reads the whole log.
         NoteUpdate.objects.filter(note=note, id__lte=last).delete()
         return len(rows)
 

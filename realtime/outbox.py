@@ -11,7 +11,6 @@ batches grow by themselves. Order is kept per process: one batch at a time, in o
 
 import asyncio
 import logging
-import weakref
 from collections import defaultdict
 
 from channels.layers import get_channel_layer
@@ -19,6 +18,7 @@ from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from realtime.loops import per_loop
 from realtime.state import get_state
 from realtime.state.redis import RoutesRebuilding
 
@@ -116,15 +116,5 @@ async def deliver(items: list[tuple[str, dict]]) -> None:
         raise error
 
 
-_outboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def get_outbox() -> Outbox:
-    """The outbox of the running event loop."""
-    loop = asyncio.get_running_loop()
-    outbox = _outboxes.get(loop)
-    if outbox is None:
-        outbox = _outboxes[loop] = Outbox()
-    return outbox
+# The outbox of the running event loop.
+get_outbox = per_loop(Outbox)

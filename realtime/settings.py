@@ -116,7 +116,10 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
             # Several server processes may share the file in tests; wait, don't fail.
-            "OPTIONS": {"timeout": 20},
+            # IMMEDIATE: a transaction takes the write lock when it begins, so one
+            # that reads and then writes waits its turn instead of failing with
+            # "database is locked" when another process writes in between.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
 # Cross-process tests need a test database other processes can open: a file, not
@@ -237,6 +240,8 @@ OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 30.0)
 NOTE_COMPACT_THRESHOLD = env_int("NOTE_COMPACT_THRESHOLD", 200)
 # A note's content follows its document within this many seconds of an update.
 NOTE_SAVE_DELAY = env_float("NOTE_SAVE_DELAY", 0.5)
+# Yjs documents each process keeps in memory (least recently used are dropped).
+NOTE_DOCUMENT_CACHE = env_int("NOTE_DOCUMENT_CACHE", 1000)
 # Streamed text is written to the database at most this often per message (seconds).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.25)
 # The built-in fake model: tokens per second and tokens per answer.

@@ -185,6 +185,62 @@ async def test_rest_edit_reaches_open_editors(ws, people, note):
     relayed = await w.recv_event("ydoc:document:update")
     editor.apply_b64(relayed["update"])
     assert editor.text == "Hello there"
+    # This process's cached document has not seen that update yet: a join reads it.
+    later = await open_doc(await ws(people["reader"]), note)
+    assert later.text == "Hello there"
+
+
+async def test_grant_changes_reach_open_sessions(ws, people, note):
+    document_id = f"note:{note.id}"
+    w, r = await ws(people["writer"]), await ws(people["reader"])
+    writer = await open_doc(w, note)
+    await open_doc(r, note)
+
+    def share(permission):
+        return api_for(people["owner"]).post(
+            f"/api/notes/{note.id}/share/",
+            {"user_id": people["writer"].id, "permission": permission},
+            format="json",
+        )
+
+    assert (await database_sync_to_async(share)("read")).status_code == 200
+    access = await w.recv_event("note:access")
+    assert access == {
+        "note_id": note.id,
+        "document_id": document_id,
+        "permission": "read",
+    }
+    left = await r.recv_event("ydoc:user:left")
+    assert left == {"document_id": document_id, "user_id": people["writer"].id}
+    update = {"document_id": document_id, "update": writer.insert(0, "X")}
+    refused = await w.call("ydoc:document:update", update)
+    assert refused["error"]["code"] == "forbidden"  # out of the document
+    await open_doc(w, note)  # joins again, now read-only
+    refused = await w.call("ydoc:document:update", update)
+    assert refused["error"] == {
+        "code": "forbidden",
+        "message": "read-only access to this note",
+    }
+    assert (await database_sync_to_async(share)("none")).status_code == 200
+    assert (await w.recv_event("note:access"))["permission"] is None
+    rejoin = await w.call("ydoc:document:join", {"document_id": document_id})
+    assert rejoin["error"]["code"] == "not_found"
+    assert await database_sync_to_async(NoteUpdate.objects.count)() == 1
+
+
+async def test_deleting_a_note_tells_its_editors(ws, people, note):
+    w = await ws(people["writer"])
+    writer = await open_doc(w, note)
+
+    def delete():
+        return api_for(people["owner"]).delete(f"/api/notes/{note.id}/")
+
+    assert (await database_sync_to_async(delete)()).status_code == 204
+    assert await w.recv_event("note:deleted") == {"note_id": note.id}
+    update = {"document_id": f"note:{note.id}", "update": writer.insert(0, "X")}
+    assert (await w.call("ydoc:document:update", update))["error"]["code"] == (
+        "forbidden"
+    )
 
 
 async def test_leave_announces_and_last_leave_saves_and_compacts(
@@ -225,6 +281,45 @@ async def test_compaction_keeps_content_and_join_cost_flat(people, note):
     before, merged, after_updates = await database_sync_to_async(write_many)()
     assert merged == 301 and len(after_updates) == 1  # one snapshot, no log
     assert crdt.doc_text(crdt.doc_from(after_updates)) == before
+
+
+def test_an_update_committed_after_a_compaction_still_counts(people, note):
+    # An insert can draw its id before a compaction and commit after it: its id is
+    # below the snapshot's last one, and it was not merged. It must still count.
+    doc = crdt.doc_from(services.document_updates(note=note))
+    services.update_store(
+        note=note, update=crdt.text_update(doc, "Hello!"), author_id=None
+    )
+    straggler = crdt.text_update(doc, "Hello!?")
+    first_id = NoteUpdate.objects.order_by("id").first().id
+    services.compact(note_id=note.id)
+    NoteUpdate.objects.create(id=first_id, note=note, update=straggler, author=None)
+    assert note.snapshot.last_update_id > first_id
+    text = crdt.doc_text(crdt.doc_from(services.document_updates(note=note)))
+    assert text == "Hello!?"
+    fetched = services.documents_fetch(known={note.id: (None, set())})[note.id]
+    cached = crdt.doc_from([fetched["state"]] + [u for _, u in fetched["updates"]])
+    assert crdt.doc_text(cached) == "Hello!?"
+
+
+def test_group_commit_stores_all_and_skips_a_deleted_note(people, note):
+    other = services.note_create(owner=people["owner"], title="Gone")
+    update = crdt.seed_update("x")
+    items = [(note.id, update, None), (other.id, update, None)]
+    first = services.updates_store(items=items)
+    assert all(isinstance(seq, int) for seq in first) and first[0] < first[1]
+    other.delete()
+    again = services.updates_store(items=items)
+    assert again[1] is None and again[0] > first[1]
+    assert NoteUpdate.objects.filter(note=note).count() == 2  # one per call
+
+
+def test_older_content_never_replaces_newer(people, note):
+    services.contents_store(contents={note.id: ("newer text", 10)})
+    services.contents_store(contents={note.id: ("older", 5)})
+    assert Note.objects.get(id=note.id).content == "newer text"
+    services.contents_store(contents={note.id: ("newest", 11)})
+    assert Note.objects.get(id=note.id).content == "newest"
 
 
 def test_text_update_keeps_a_concurrent_edit():
