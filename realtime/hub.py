@@ -68,6 +68,7 @@ class Hub:
             loop.create_task(self._receive_loop(), name="hub-receive"),
             loop.create_task(self._liveness_loop(), name="hub-liveness"),
             loop.create_task(self._presence_loop(), name="hub-presence"),
+            loop.create_task(self._usage_loop(), name="hub-usage"),
         ]
         log.info(
             "instance %s started on %s", self.instance_id, type(self.layer).__name__
@@ -374,6 +375,28 @@ class Hub:
             return False
         user_ids = sorted(await self.state.online_user_ids())
         frame = wire.event_frame("user-list", {"user_ids": user_ids})
+        message = {"type": "room.emit", "room": PRESENCE_ROOM, "frame": frame}
+        await get_outbox().send(PRESENCE_ROOM, message)
+        return True
+
+    async def _usage_loop(self) -> None:
+        interval = settings.USAGE_INTERVAL
+        while True:
+            await asyncio.sleep(interval / 2)
+            try:
+                await self.usage_tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("usage broadcast failed: %s", exc)
+
+    async def usage_tick(self) -> bool:
+        """Broadcast the models in use if they changed (marks added, lapsed or gone
+        with their session) and no instance did so within USAGE_INTERVAL."""
+        models = await self.state.usage_claim(interval=settings.USAGE_INTERVAL)
+        if models is None:
+            return False
+        frame = wire.event_frame("usage", {"models": models})
         message = {"type": "room.emit", "room": PRESENCE_ROOM, "frame": frame}
         await get_outbox().send(PRESENCE_ROOM, message)
         return True

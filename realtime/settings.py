@@ -246,6 +246,13 @@ FAKE_MODEL_TOKENS = env_int("FAKE_MODEL_TOKENS", 60)
 FRAME_RATE = env_float("FRAME_RATE", 100.0)
 FRAME_BURST = env_int("FRAME_BURST", 200)
 
+# --- Operations: model usage, the cleanup worker, metrics ----------------------------
+# A session's usage mark of a model lapses this long after its last `usage` event
+# (clients repeat it about once a second while generating).
+USAGE_TTL = env_float("USAGE_TTL", 3.0)
+# Changes of the models in use are broadcast at most this often, fleet-wide.
+USAGE_INTERVAL = env_float("USAGE_INTERVAL", 1.0)
+
 # --- REST and JWT ---------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
