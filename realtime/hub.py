@@ -52,6 +52,7 @@ class Hub:
         self.pending_calls: dict[str, asyncio.Future] = {}  # calls made from here
         self._stopping = False
         self._background: set[asyncio.Task] = set()
+        self.worker = None  # the in-process cleanup worker (WORKER_IN_PROCESS)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -70,6 +71,11 @@ class Hub:
             loop.create_task(self._presence_loop(), name="hub-presence"),
             loop.create_task(self._usage_loop(), name="hub-usage"),
         ]
+        if settings.WORKER_IN_PROCESS:
+            from realtime.worker import Worker  # the worker's jobs use the state
+
+            self.worker = Worker(owner=self.instance_id)
+            self._tasks.append(loop.create_task(self.worker.run(), name="worker"))
         log.info(
             "instance %s started on %s", self.instance_id, type(self.layer).__name__
         )

@@ -252,6 +252,14 @@ FRAME_BURST = env_int("FRAME_BURST", 200)
 USAGE_TTL = env_float("USAGE_TTL", 3.0)
 # Changes of the models in use are broadcast at most this often, fleet-wide.
 USAGE_INTERVAL = env_float("USAGE_INTERVAL", 1.0)
+# Every server process runs a cleanup worker (one leads at a time); false leaves it to
+# `manage.py realtime_worker` processes.
+WORKER_IN_PROCESS = env_bool("WORKER_IN_PROCESS", True)
+# Seconds between two cleanup passes of the leading worker.
+WORKER_INTERVAL = env_float("WORKER_INTERVAL", 5.0)
+# The leader lock's expiry; renewed at half of it, taken over within it when the
+# leader dies.
+WORKER_LOCK_TIMEOUT = env_float("WORKER_LOCK_TIMEOUT", 10.0)
 
 # --- REST and JWT ---------------------------------------------------------------
 REST_FRAMEWORK = {
