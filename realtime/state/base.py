@@ -17,6 +17,7 @@ class SessionRecord:
     instance_id: str
     channel: str
     connected_at: float
+    last_seen: float = 0.0  # last heartbeat (0: none yet)
 
 
 @dataclass(slots=True)
@@ -65,6 +66,9 @@ class StateStore(Protocol):
 
     async def session_get(self, *, sid: str) -> SessionRecord | None:
         """The record of one session."""
+
+    async def session_touch(self, *, sid: str) -> None:
+        """Record that a known session was seen now (heartbeat)."""
 
     async def room_join(self, *, room: str, sid: str) -> bool:
         """Put a known session in a room; True if it was not there yet."""

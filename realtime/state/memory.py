@@ -71,6 +71,12 @@ class MemoryState:
         """The record of one session."""
         return self.sessions.get(sid)
 
+    async def session_touch(self, *, sid: str) -> None:
+        """Record that a known session was seen now."""
+        record = self.sessions.get(sid)
+        if record is not None:
+            record.last_seen = time.time()
+
     async def room_join(self, *, room: str, sid: str) -> bool:
         """Put a known session in a room."""
         if sid not in self.sessions:

@@ -1,7 +1,7 @@
 """Shared state in Redis, for a fleet of instances.
 
 Keys (all under REDIS_KEY_PREFIX, written `p:` here):
-    p:s:{sid}            hash  user_id, instance, channel, connected_at
+    p:s:{sid}            hash  user_id, instance, channel, connected_at, last_seen
     p:s:{sid}:rooms      set   rooms of the session
     p:r:{room}           set   sessions in the room
     p:ru:{room}          hash  user_id -> sessions of that user in the room
@@ -198,6 +198,12 @@ redis.call('SET', p .. ':presence:sent', version)
 return 1
 """
 
+# HSET on a removed session would recreate its hash and leak it.
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
+"""
+
 _USAGE_MARK = """
 local p, sid, model = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', p .. ':s:' .. sid) == 0 then return 0 end
@@ -374,7 +380,16 @@ class RedisState:
             instance_id=data["instance"],
             channel=data["channel"],
             connected_at=float(data["connected_at"]),
+            last_seen=float(data.get("last_seen", 0)),
         )
+
+    async def session_touch(self, *, sid: str) -> None:
+        """Record that a known session was seen now."""
+        client = self.client()
+        script = self._scripts.get("touch")
+        if script is None:
+            script = self._scripts["touch"] = client.register_script(_TOUCH)
+        await script(keys=[f"{self.p}:s:{sid}"], args=[time.time()], client=client)
 
     async def room_join(self, *, room: str, sid: str) -> bool:
         """Put a known session in a room."""
@@ -641,6 +656,7 @@ class RedisState:
                 instance_id=data["instance"],
                 channel=data["channel"],
                 connected_at=float(data["connected_at"]),
+                last_seen=float(data.get("last_seen", 0)),
             )
             for sid, data in zip(sids, rows, strict=True)
             if data

@@ -3,9 +3,9 @@
 import asyncio
 import signal
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from realtime.management.commands._common import fleet_mode
 from realtime.state import get_state
 from realtime.worker import Worker
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        if not settings.REDIS_ENABLED:
+        if not fleet_mode():
             self.stderr.write(
                 "No REDIS_URL: the embedded server runs its worker in-process; this "
                 "process can only clean up its own (empty) state."
