@@ -260,6 +260,10 @@ WORKER_INTERVAL = env_float("WORKER_INTERVAL", 5.0)
 # The leader lock's expiry; renewed at half of it, taken over within it when the
 # leader dies.
 WORKER_LOCK_TIMEOUT = env_float("WORKER_LOCK_TIMEOUT", 10.0)
+# /metrics answers requests with this bearer token ...
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# ... and requests from these addresses (comma-separated; empty: token only).
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 
 # --- REST and JWT ---------------------------------------------------------------
 REST_FRAMEWORK = {

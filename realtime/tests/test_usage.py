@@ -4,6 +4,8 @@ In one process on both stores; across two server processes at the end."""
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from channels.db import database_sync_to_async
@@ -73,7 +75,9 @@ async def test_usage_broadcast_is_coalesced_and_only_on_change(
 
 
 @pytest.mark.cluster
-@pytest.mark.cluster_env(USAGE_TTL=1.5, USAGE_INTERVAL=0.3)
+@pytest.mark.cluster_env(
+    USAGE_TTL=1.5, USAGE_INTERVAL=0.3, METRICS_TOKEN="m-token", METRICS_ALLOWED_IPS=""
+)
 async def test_usage_expires_and_leaves_with_the_session_across_processes(
     cluster, people
 ):
@@ -98,9 +102,26 @@ async def test_usage_expires_and_leaves_with_the_session_across_processes(
         closed = time.monotonic()
         assert await _next_usage(watcher, timeout=3) == []
         assert time.monotonic() - closed < 1.0
+        # The server's /metrics counted those events; the token is required.
+        assert _metrics(one.http, "wrong") is None
+        text = _metrics(one.http, "m-token")
+        assert 'realtime_events_in_total{event="usage"} 3.0' in text
+        assert "realtime_worker_leader " in text
     finally:
         await alice.close()
         await watcher.close()
+
+
+def _metrics(base: str, token: str) -> str | None:
+    request = urllib.request.Request(
+        f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.read().decode()
+    except urllib.error.HTTPError as err:
+        assert err.code == 403
+        return None
 
 
 async def _next_usage(client, timeout=3.0) -> list:
