@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import socket
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -58,6 +59,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "redis" in item.keywords or "cluster" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_in_process(settings):
+    """In-process tests start hubs without the cleanup worker (tests of the worker run
+    it themselves); server processes of the cluster fixture run it, as in production."""
+    settings.WORKER_IN_PROCESS = False
 
 
 @pytest.fixture(autouse=True)
@@ -285,6 +293,38 @@ def cluster(redis_settings, redis_prefix, settings, request):
     # Tokens travel only in the first frame and are never logged (JWTs start "eyJ").
     for server in servers:
         assert "eyJ" not in server.log_path.read_text(errors="replace")
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, which the test may restart."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.proc = None
+
+    def start(self) -> None:
+        import subprocess
+
+        import redis
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class WsClient:

@@ -7,4 +7,4 @@ class RealtimeConfig(AppConfig):
 
     def ready(self) -> None:
         # Core events and model signals register themselves on import.
-        from realtime import handlers, signals  # noqa: F401
+        from realtime import handlers, signals, usage  # noqa: F401

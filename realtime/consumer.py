@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import ValidationError
 
-from realtime import auth, events, wire
+from realtime import auth, events, metrics, wire
 from realtime.errors import (
     BAD_REQUEST,
     CLOSE_TOO_BIG,
@@ -121,9 +121,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
             return
         if not session.authenticated:
+            metrics.EVENTS_IN.labels("connect").inc()
             await self._authenticate(frame)
             return
         spec = events.event_get(frame.event)
+        metrics.EVENTS_IN.labels(
+            frame.event if spec is not None else metrics.UNKNOWN_EVENT
+        ).inc()
         if spec is None:
             self._reply_error(
                 frame.ack,
@@ -189,6 +193,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     def _reply_error(
         self, ack: int | None, error: EventError, event: str | None = None
     ) -> None:
+        metrics.ERRORS.labels(error.code).inc()
         if ack is not None:
             self.session.push(wire.ack_error_frame(ack, error))
         else:

@@ -7,6 +7,7 @@ signals, management commands).
 """
 
 import asyncio
+import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -26,7 +27,15 @@ async def room_emit(
     frame = wire.event_frame(event, data)
     await get_outbox().send(
         room,
-        {"type": "room.emit", "room": room, "frame": frame, "skip": skip_sid},
+        {
+            "type": "room.emit",
+            "room": room,
+            "frame": frame,
+            "skip": skip_sid,
+            # For metrics on the receiving side: events out by name, emit latency.
+            "event": event,
+            "t": time.time(),
+        },
     )
 
 
@@ -44,7 +53,8 @@ async def session_emit(*, sid: str, event: str, data: Any) -> bool:
         return False
     frame = wire.event_frame(event, data)
     await get_channel_layer().send(
-        record.channel, {"type": "session.emit", "sid": sid, "frame": frame}
+        record.channel,
+        {"type": "session.emit", "sid": sid, "frame": frame, "event": event},
     )
     return True
 

@@ -34,7 +34,9 @@ async def user_join(session, payload: UserJoinPayload) -> dict:
 
 @on("heartbeat", schema=Empty)
 async def heartbeat(session, payload: Empty) -> None:
-    """Mark the user active; written at most once per ACTIVE_WRITE_INTERVAL per user."""
+    """Mark the session seen and the user active (the user's row at most once per
+    ACTIVE_WRITE_INTERVAL)."""
+    await get_state().session_touch(sid=session.sid)
     if await get_state().throttle(
         key=f"active:{session.user_id}", seconds=settings.ACTIVE_WRITE_INTERVAL
     ):

@@ -12,14 +12,16 @@ import logging
 import os
 import secrets
 import socket
+import time
 import weakref
 from collections.abc import Iterable
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime import wire
+from realtime import metrics, wire
 from realtime.errors import CLOSE_UNAUTHORIZED
+from realtime.metrics import UNKNOWN_EVENT as UNKNOWN
 from realtime.outbox import get_outbox
 from realtime.rooms import PRESENCE_ROOM, user_room
 from realtime.session import Session
@@ -52,6 +54,7 @@ class Hub:
         self.pending_calls: dict[str, asyncio.Future] = {}  # calls made from here
         self._stopping = False
         self._background: set[asyncio.Task] = set()
+        self.worker = None  # the in-process cleanup worker (WORKER_IN_PROCESS)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -68,7 +71,13 @@ class Hub:
             loop.create_task(self._receive_loop(), name="hub-receive"),
             loop.create_task(self._liveness_loop(), name="hub-liveness"),
             loop.create_task(self._presence_loop(), name="hub-presence"),
+            loop.create_task(self._usage_loop(), name="hub-usage"),
         ]
+        if settings.WORKER_IN_PROCESS:
+            from realtime.worker import Worker  # the worker's jobs use the state
+
+            self.worker = Worker(owner=self.instance_id)
+            self._tasks.append(loop.create_task(self.worker.run(), name="worker"))
         log.info(
             "instance %s started on %s", self.instance_id, type(self.layer).__name__
         )
@@ -98,6 +107,8 @@ class Hub:
         """Make an authenticated session known to the fleet; put it in its user room."""
         self.sessions[session.sid] = session
         self.users.setdefault(session.user_id, set()).add(session)
+        metrics.CONNECTIONS.inc()
+        metrics.CONNECTS.inc()
         await self.state.session_add(
             sid=session.sid,
             user_id=session.user_id,
@@ -110,6 +121,8 @@ class Hub:
         """Forget a session everywhere: local rooms, groups and shared state."""
         if self.sessions.pop(session.sid, None) is None:
             return
+        metrics.CONNECTIONS.dec()
+        metrics.DISCONNECTS.inc()
         user_sessions = self.users.get(session.user_id)
         if user_sessions is not None:
             user_sessions.discard(session)
@@ -221,6 +234,7 @@ class Hub:
             session = self.sessions.get(message["sid"])
             if session is not None:
                 session.push(message["frame"])
+                metrics.EVENTS_OUT.labels(message.get("event", UNKNOWN)).inc()
         elif kind == "room.enter":
             for session in self.local_sessions_of(message["user_ids"]):
                 await self.join(session, message["room"])
@@ -256,9 +270,16 @@ class Hub:
         """Push a room.emit frame to this instance's members of the room."""
         skip = message.get("skip")
         frame = message["frame"]
+        sent = 0
         for session in tuple(self.rooms.get(message["room"], ())):
             if session.sid != skip:
                 session.push(frame)
+                sent += 1
+        if sent:
+            metrics.EVENTS_OUT.labels(message.get("event", UNKNOWN)).inc(sent)
+        emitted_at = message.get("t")
+        if emitted_at is not None:
+            metrics.EMIT_LATENCY.observe(max(time.time() - emitted_at, 0.0))
 
     def _forward_call(self, message: dict) -> None:
         ref, reply_to = message["ref"], message["reply_to"]
@@ -374,7 +395,39 @@ class Hub:
             return False
         user_ids = sorted(await self.state.online_user_ids())
         frame = wire.event_frame("user-list", {"user_ids": user_ids})
-        message = {"type": "room.emit", "room": PRESENCE_ROOM, "frame": frame}
+        message = {
+            "type": "room.emit",
+            "room": PRESENCE_ROOM,
+            "frame": frame,
+            "event": "user-list",
+        }
+        await get_outbox().send(PRESENCE_ROOM, message)
+        return True
+
+    async def _usage_loop(self) -> None:
+        interval = settings.USAGE_INTERVAL
+        while True:
+            await asyncio.sleep(interval / 2)
+            try:
+                await self.usage_tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("usage broadcast failed: %s", exc)
+
+    async def usage_tick(self) -> bool:
+        """Broadcast the models in use if they changed (marks added, lapsed or gone
+        with their session) and no instance did so within USAGE_INTERVAL."""
+        models = await self.state.usage_claim(interval=settings.USAGE_INTERVAL)
+        if models is None:
+            return False
+        frame = wire.event_frame("usage", {"models": models})
+        message = {
+            "type": "room.emit",
+            "room": PRESENCE_ROOM,
+            "frame": frame,
+            "event": "usage",
+        }
         await get_outbox().send(PRESENCE_ROOM, message)
         return True
 

@@ -18,3 +18,20 @@ class User(AbstractUser):
     def display_name(self) -> str:
         """The name shown to other users."""
         return self.name or self.get_username()
+
+
+class LiveSession(models.Model):
+    """No table: the admin's entry for live sessions, which live in shared state."""
+
+    class Meta:
+        managed = False
+        verbose_name = "live session"
+
+
+class ModelInUse(models.Model):
+    """No table: the admin's entry for models in use (usage marks in shared state)."""
+
+    class Meta:
+        managed = False
+        verbose_name = "model in use"
+        verbose_name_plural = "models in use"

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from realtime import wire
+from realtime import metrics, wire
 from realtime.errors import (
     CLOSE_SLOW_CONSUMER,
     DISCONNECTED,
@@ -82,6 +82,7 @@ class Session:
     def emit(self, event: str, data: Any) -> None:
         """Send an event to this socket only."""
         self.push(wire.event_frame(event, data))
+        metrics.EVENTS_OUT.labels(event).inc()
 
     async def _write(self) -> None:
         try:

@@ -251,6 +251,25 @@ FAKE_MODEL_TOKENS = env_int("FAKE_MODEL_TOKENS", 60)
 FRAME_RATE = env_float("FRAME_RATE", 100.0)
 FRAME_BURST = env_int("FRAME_BURST", 200)
 
+# --- Operations: model usage, the cleanup worker, metrics ----------------------------
+# A session's usage mark of a model lapses this long after its last `usage` event
+# (clients repeat it about once a second while generating).
+USAGE_TTL = env_float("USAGE_TTL", 3.0)
+# Changes of the models in use are broadcast at most this often, fleet-wide.
+USAGE_INTERVAL = env_float("USAGE_INTERVAL", 1.0)
+# Every server process runs a cleanup worker (one leads at a time); false leaves it to
+# `manage.py realtime_worker` processes.
+WORKER_IN_PROCESS = env_bool("WORKER_IN_PROCESS", True)
+# Seconds between two cleanup passes of the leading worker.
+WORKER_INTERVAL = env_float("WORKER_INTERVAL", 5.0)
+# The leader lock's expiry; renewed at half of it, taken over within it when the
+# leader dies.
+WORKER_LOCK_TIMEOUT = env_float("WORKER_LOCK_TIMEOUT", 10.0)
+# /metrics answers requests with this bearer token ...
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# ... and requests from these addresses (comma-separated; empty: token only).
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+
 # --- REST and JWT ---------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -4,11 +4,13 @@ from django.views.generic import TemplateView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from realtime.api import tokens, views
+from realtime.api.metrics import metrics_view
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="index.html"), name="index"),
     path("admin/", admin.site.urls),
     path("healthz", views.HealthApi.as_view(), name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain"),
     path(
         "api/auth/token/refresh/",

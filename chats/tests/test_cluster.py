@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from chats.caller import get_event_call
 from chats.fake_model import fake_tokens
 from chats.models import Chat, Message
-from conftest import WsClient, http_get, http_post, token_for
+from conftest import PrivateRedis, WsClient, http_get, http_post, token_for
 from realtime.errors import EventError
 from realtime.launcher import free_port
 
@@ -168,38 +168,6 @@ async def test_call_reaches_a_session_on_another_instance(cluster, people):
         await bob_call({"type": "execute:python", "data": {}})
     assert raised.value.code == "forbidden"
     await tab.close()
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, which the test may restart."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.proc = None
-
-    def start(self) -> None:
-        import subprocess
-
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        import redis
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis(port=self.port).ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 PRIVATE_REDIS_PORT = free_port()

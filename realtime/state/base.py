@@ -17,6 +17,7 @@ class SessionRecord:
     instance_id: str
     channel: str
     connected_at: float
+    last_seen: float = 0.0  # last heartbeat (0: none yet)
 
 
 @dataclass(slots=True)
@@ -65,6 +66,9 @@ class StateStore(Protocol):
 
     async def session_get(self, *, sid: str) -> SessionRecord | None:
         """The record of one session."""
+
+    async def session_touch(self, *, sid: str) -> None:
+        """Record that a known session was seen now (heartbeat)."""
 
     async def room_join(self, *, room: str, sid: str) -> bool:
         """Put a known session in a room; True if it was not there yet."""
@@ -128,6 +132,55 @@ class StateStore(Protocol):
 
     async def task_ids_for_item(self, *, item_id: str) -> set[str]:
         """Running tasks of an item (e.g. a chat)."""
+
+    # --- model usage -----------------------------------------------------------------
+
+    async def usage_mark(self, *, model: str, sid: str, ttl: float) -> bool:
+        """Mark that a known session uses a model for the next `ttl` seconds; False if
+        the session is unknown. Removing the session removes its marks."""
+
+    async def usage_models(self) -> dict[str, set[str]]:
+        """Models with a live (unexpired) mark, and the sessions using each."""
+
+    async def usage_expire(self, *, dry_run: bool = False) -> list[tuple[str, str]]:
+        """Delete expired marks (or only list them); returns (sid, model) pairs."""
+
+    async def usage_claim(self, *, interval: float) -> list[str] | None:
+        """The sorted models in use if they changed since the last broadcast and this
+        caller may broadcast now (at most once per `interval`, fleet-wide)."""
+
+    # --- leader lock ---------------------------------------------------------------
+
+    async def lock_acquire(self, *, name: str, owner: str, ttl: float) -> bool:
+        """Take the lock if nobody holds it (SET NX with an expiry)."""
+
+    async def lock_renew(self, *, name: str, owner: str, ttl: float) -> bool:
+        """Extend the lock's expiry if `owner` still holds it."""
+
+    async def lock_release(self, *, name: str, owner: str) -> bool:
+        """Delete the lock if `owner` holds it."""
+
+    async def lock_owner(self, *, name: str) -> tuple[str | None, float]:
+        """Who holds the lock and the seconds left before it expires."""
+
+    # --- inspection and repair -----------------------------------------------------
+
+    async def session_list(self) -> list[SessionRecord]:
+        """Every session on every instance, oldest first."""
+
+    async def room_counts(self) -> dict[str, int]:
+        """Every room with members, and how many sessions it has."""
+
+    async def instance_list(self) -> dict[str, bool]:
+        """Registered instances, and whether their liveness key is fresh."""
+
+    async def room_prune(self, *, room: str, dry_run: bool = False) -> list[str]:
+        """Remove (or only list) members of a room that no longer hold it: sessions
+        with no record, or whose record does not list the room."""
+
+    async def task_prune(self, *, dry_run: bool = False) -> list[str]:
+        """Remove (or only list) task keys left behind: records of instances that are
+        not alive, and index entries without a record."""
 
     async def close(self) -> None:
         """Release connections held for the current event loop."""

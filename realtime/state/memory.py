@@ -24,6 +24,11 @@ class MemoryState:
         self.presence_last = 0.0
         self.tasks: dict[str, TaskRecord] = {}
         self.routes: dict[str, set[str]] = {}
+        self.usage: dict[tuple[str, str], float] = {}  # (sid, model) -> expires at
+        self.usage_sent: list[str] = []
+        self.usage_last = float("-inf")
+        self.locks: dict[str, tuple[str, float]] = {}  # name -> (owner, expires at)
+        self.instances: set[str] = set()
 
     async def session_add(
         self, *, sid: str, user_id: int, instance_id: str, channel: str
@@ -52,6 +57,8 @@ class MemoryState:
                 members.discard(sid)
                 if not members:
                     del self.rooms[room]
+        for key in [k for k in self.usage if k[0] == sid]:
+            del self.usage[key]
         user = self.users.get(record.user_id, set())
         user.discard(sid)
         went_offline = not user
@@ -63,6 +70,12 @@ class MemoryState:
     async def session_get(self, *, sid: str) -> SessionRecord | None:
         """The record of one session."""
         return self.sessions.get(sid)
+
+    async def session_touch(self, *, sid: str) -> None:
+        """Record that a known session was seen now."""
+        record = self.sessions.get(sid)
+        if record is not None:
+            record.last_seen = time.time()
 
     async def room_join(self, *, room: str, sid: str) -> bool:
         """Put a known session in a room."""
@@ -110,10 +123,12 @@ class MemoryState:
         self, *, instance_id: str, channel: str, ttl: float
     ) -> bool:
         """One process is always alive to itself."""
+        self.instances.add(instance_id)
         return True
 
     async def instance_remove(self, *, instance_id: str) -> ReapedInstance | None:
         """Remove every session of the instance."""
+        self.instances.discard(instance_id)
         for task_id in [
             t.task_id for t in self.tasks.values() if t.instance_id == instance_id
         ]:
@@ -192,6 +207,109 @@ class MemoryState:
     async def task_ids_for_item(self, *, item_id: str) -> set[str]:
         """Running tasks of an item."""
         return {t.task_id for t in self.tasks.values() if t.item_id == item_id}
+
+    async def usage_mark(self, *, model: str, sid: str, ttl: float) -> bool:
+        """Mark that a known session uses a model for the next `ttl` seconds."""
+        if sid not in self.sessions:
+            return False
+        self.usage[(sid, model)] = time.time() + ttl
+        return True
+
+    async def usage_models(self) -> dict[str, set[str]]:
+        """Models with a live mark, and their sessions."""
+        now = time.time()
+        models: dict[str, set[str]] = {}
+        for (sid, model), expires in self.usage.items():
+            if expires > now:
+                models.setdefault(model, set()).add(sid)
+        return models
+
+    async def usage_expire(self, *, dry_run: bool = False) -> list[tuple[str, str]]:
+        """Delete expired marks (or only list them)."""
+        now = time.time()
+        gone = sorted(k for k, expires in self.usage.items() if expires <= now)
+        if not dry_run:
+            for key in gone:
+                del self.usage[key]
+        return gone
+
+    async def usage_claim(self, *, interval: float) -> list[str] | None:
+        """The models in use if they changed and `interval` passed since the last."""
+        models = sorted(await self.usage_models())
+        now = time.monotonic()
+        if models == self.usage_sent or now - self.usage_last < interval:
+            return None
+        self.usage_sent = models
+        self.usage_last = now
+        return models
+
+    def _lock_holder(self, name: str) -> str | None:
+        owner, expires = self.locks.get(name, (None, 0.0))
+        return owner if expires > time.monotonic() else None
+
+    async def lock_acquire(self, *, name: str, owner: str, ttl: float) -> bool:
+        """Take the lock if nobody holds it."""
+        if self._lock_holder(name) is not None:
+            return False
+        self.locks[name] = (owner, time.monotonic() + ttl)
+        return True
+
+    async def lock_renew(self, *, name: str, owner: str, ttl: float) -> bool:
+        """Extend the lock if `owner` holds it."""
+        if self._lock_holder(name) != owner:
+            return False
+        self.locks[name] = (owner, time.monotonic() + ttl)
+        return True
+
+    async def lock_release(self, *, name: str, owner: str) -> bool:
+        """Delete the lock if `owner` holds it."""
+        if self._lock_holder(name) != owner:
+            return False
+        del self.locks[name]
+        return True
+
+    async def lock_owner(self, *, name: str) -> tuple[str | None, float]:
+        """Who holds the lock and the seconds left."""
+        owner = self._lock_holder(name)
+        left = self.locks[name][1] - time.monotonic() if owner else 0.0
+        return owner, left
+
+    async def session_list(self) -> list[SessionRecord]:
+        """Every session, oldest first."""
+        return sorted(self.sessions.values(), key=lambda s: s.connected_at)
+
+    async def room_counts(self) -> dict[str, int]:
+        """Rooms with members and their session counts."""
+        return {room: len(sids) for room, sids in self.rooms.items() if sids}
+
+    async def instance_list(self) -> dict[str, bool]:
+        """This process's instances are alive while registered."""
+        return dict.fromkeys(sorted(self.instances), True)
+
+    async def room_prune(self, *, room: str, dry_run: bool = False) -> list[str]:
+        """Remove (or list) members that no longer hold the room."""
+        stale = sorted(
+            sid
+            for sid in self.rooms.get(room, ())
+            if sid not in self.sessions
+            or room not in self.session_room_sets.get(sid, ())
+        )
+        if not dry_run:
+            for sid in stale:
+                await self.room_leave(room=room, sid=sid)
+        return stale
+
+    async def task_prune(self, *, dry_run: bool = False) -> list[str]:
+        """Remove (or list) task records of instances that are gone."""
+        stale = sorted(
+            t.task_id
+            for t in self.tasks.values()
+            if t.instance_id not in self.instances
+        )
+        if not dry_run:
+            for task_id in stale:
+                del self.tasks[task_id]
+        return stale
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -1,7 +1,7 @@
 """Shared state in Redis, for a fleet of instances.
 
 Keys (all under REDIS_KEY_PREFIX, written `p:` here):
-    p:s:{sid}            hash  user_id, instance, channel, connected_at
+    p:s:{sid}            hash  user_id, instance, channel, connected_at, last_seen
     p:s:{sid}:rooms      set   rooms of the session
     p:r:{room}           set   sessions in the room
     p:ru:{room}          hash  user_id -> sessions of that user in the room
@@ -18,6 +18,10 @@ Keys (all under REDIS_KEY_PREFIX, written `p:` here):
     p:tasks              set   running task ids
     p:item:{item}:tasks  set   running tasks of an item
     p:i:{iid}:tasks      set   tasks run by the instance
+    p:usage              zset  "{sid}|{model}" -> when the mark expires (Unix time)
+    p:s:{sid}:usage      set   models the session marked
+    p:usage:sent, :lock  string  last broadcast models, broadcast lock
+    p:lock:{name}        string with a TTL: the owner of a leader lock
 
 Multi-key changes run as Lua scripts so that a session is added, removed or reaped
 atomically: two instances reaping the same dead instance, or a user connecting on one
@@ -56,7 +60,10 @@ local function remove_session(p, sid)
     local ru = p .. ':ru:' .. room
     if redis.call('HINCRBY', ru, uid, -1) <= 0 then redis.call('HDEL', ru, uid) end
   end
-  redis.call('DEL', skey, skey .. ':rooms')
+  for _, model in ipairs(redis.call('SMEMBERS', skey .. ':usage')) do
+    redis.call('ZREM', p .. ':usage', sid .. '|' .. model)
+  end
+  redis.call('DEL', skey, skey .. ':rooms', skey .. ':usage')
   redis.call('SREM', p .. ':i:' .. inst .. ':sessions', sid)
   local ukey = p .. ':u:' .. uid
   redis.call('SREM', ukey, sid)
@@ -191,6 +198,91 @@ redis.call('SET', p .. ':presence:sent', version)
 return 1
 """
 
+# HSET on a removed session would recreate its hash and leak it.
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
+"""
+
+_USAGE_MARK = """
+local p, sid, model = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', p .. ':s:' .. sid) == 0 then return 0 end
+redis.call('ZADD', p .. ':usage', ARGV[4], sid .. '|' .. model)
+redis.call('SADD', p .. ':s:' .. sid .. ':usage', model)
+return 1
+"""
+
+# ARGV[3] = '1' lists the expired marks without deleting them.
+_USAGE_EXPIRE = """
+local p = ARGV[1]
+local gone = redis.call('ZRANGEBYSCORE', p .. ':usage', '-inf', ARGV[2])
+if ARGV[3] == '1' then return gone end
+for _, member in ipairs(gone) do
+  local sep = string.find(member, '|', 1, true)
+  local sid, model = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
+  redis.call('SREM', p .. ':s:' .. sid .. ':usage', model)
+  redis.call('ZREM', p .. ':usage', member)
+end
+return gone
+"""
+
+# Broadcast models in use only if they differ from the last broadcast and nobody
+# broadcast within the interval. Replies {'ok', model...} or nil.
+_USAGE_CLAIM = """
+local p = ARGV[1]
+local live = redis.call('ZRANGEBYSCORE', p .. ':usage', '(' .. ARGV[2], '+inf')
+local seen, models = {}, {}
+for _, member in ipairs(live) do
+  local model = string.sub(member, string.find(member, '|', 1, true) + 1)
+  if not seen[model] then seen[model] = true; table.insert(models, model) end
+end
+table.sort(models)
+local joined = table.concat(models, '\\n')
+local sent = redis.call('GET', p .. ':usage:sent') or ''
+if joined == sent then return nil end
+if not redis.call('SET', p .. ':usage:lock', '1', 'NX', 'PX', ARGV[3]) then
+  return nil
+end
+redis.call('SET', p .. ':usage:sent', joined)
+local reply = {'ok'}
+for _, model in ipairs(models) do table.insert(reply, model) end
+return reply
+"""
+
+# Only the owner renews or releases a lock.
+_LOCK_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+_LOCK_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+# Members that no longer hold the room; ARGV[3] = '1' only lists them. The per-user
+# counts of the room are rebuilt from the members that stay.
+_ROOM_PRUNE = """
+local p, room = ARGV[1], ARGV[2]
+local rkey = p .. ':r:' .. room
+local stale = {}
+for _, sid in ipairs(redis.call('SMEMBERS', rkey)) do
+  local skey = p .. ':s:' .. sid
+  if redis.call('EXISTS', skey) == 0
+     or redis.call('SISMEMBER', skey .. ':rooms', room) == 0 then
+    table.insert(stale, sid)
+  end
+end
+if ARGV[3] == '1' or #stale == 0 then return stale end
+for _, sid in ipairs(stale) do redis.call('SREM', rkey, sid) end
+local ru = p .. ':ru:' .. room
+redis.call('DEL', ru)
+for _, sid in ipairs(redis.call('SMEMBERS', rkey)) do
+  redis.call('HINCRBY', ru, redis.call('HGET', p .. ':s:' .. sid, 'user_id'), 1)
+end
+return stale
+"""
+
 
 class RoutesRebuilding(Exception):
     """Redis lost the routes; senders should retry shortly."""
@@ -288,7 +380,16 @@ class RedisState:
             instance_id=data["instance"],
             channel=data["channel"],
             connected_at=float(data["connected_at"]),
+            last_seen=float(data.get("last_seen", 0)),
         )
+
+    async def session_touch(self, *, sid: str) -> None:
+        """Record that a known session was seen now."""
+        client = self.client()
+        script = self._scripts.get("touch")
+        if script is None:
+            script = self._scripts["touch"] = client.register_script(_TOUCH)
+        await script(keys=[f"{self.p}:s:{sid}"], args=[time.time()], client=client)
 
     async def room_join(self, *, room: str, sid: str) -> bool:
         """Put a known session in a room."""
@@ -472,6 +573,150 @@ class RedisState:
     async def task_ids_for_item(self, *, item_id: str) -> set[str]:
         """Running tasks of an item."""
         return set(await self.client().smembers(f"{self.p}:item:{item_id}:tasks"))
+
+    async def usage_mark(self, *, model: str, sid: str, ttl: float) -> bool:
+        """Mark that a known session uses a model for the next `ttl` seconds."""
+        return (
+            await self._run("usage_mark", _USAGE_MARK, sid, model, time.time() + ttl)
+            == 1
+        )
+
+    async def usage_models(self) -> dict[str, set[str]]:
+        """Models with a live mark, and their sessions."""
+        live = await self.client().zrangebyscore(
+            f"{self.p}:usage", f"({time.time()}", "+inf"
+        )
+        models: dict[str, set[str]] = {}
+        for member in live:
+            sid, _, model = member.partition("|")
+            models.setdefault(model, set()).add(sid)
+        return models
+
+    async def usage_expire(self, *, dry_run: bool = False) -> list[tuple[str, str]]:
+        """Delete expired marks (or only list them)."""
+        gone = await self._run(
+            "usage_expire", _USAGE_EXPIRE, time.time(), "1" if dry_run else "0"
+        )
+        return sorted(tuple(member.partition("|")[::2]) for member in gone)
+
+    async def usage_claim(self, *, interval: float) -> list[str] | None:
+        """The models in use if they changed and this caller may broadcast now."""
+        reply = await self._run(
+            "usage_claim", _USAGE_CLAIM, time.time(), int(interval * 1000)
+        )
+        return list(reply[1:]) if reply else None
+
+    async def lock_acquire(self, *, name: str, owner: str, ttl: float) -> bool:
+        """SET NX PX: take the lock if nobody holds it."""
+        ok = await self.client().set(
+            f"{self.p}:lock:{name}", owner, nx=True, px=int(ttl * 1000)
+        )
+        return bool(ok)
+
+    async def lock_renew(self, *, name: str, owner: str, ttl: float) -> bool:
+        """Extend the lock's expiry if `owner` still holds it."""
+        return await self._lock_script(_LOCK_RENEW, name, owner, int(ttl * 1000))
+
+    async def lock_release(self, *, name: str, owner: str) -> bool:
+        """Delete the lock if `owner` holds it."""
+        return await self._lock_script(_LOCK_RELEASE, name, owner)
+
+    async def _lock_script(self, source: str, name: str, *args) -> bool:
+        client = self.client()
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = client.register_script(source)
+        keys = [f"{self.p}:lock:{name}"]
+        return await script(keys=keys, args=list(args), client=client) == 1
+
+    async def lock_owner(self, *, name: str) -> tuple[str | None, float]:
+        """Who holds the lock and the seconds left before it expires."""
+        pipe = self.client().pipeline(transaction=True)
+        pipe.get(f"{self.p}:lock:{name}")
+        pipe.pttl(f"{self.p}:lock:{name}")
+        owner, left = await pipe.execute()
+        return owner, max(left, 0) / 1000 if owner else 0.0
+
+    async def session_list(self) -> list[SessionRecord]:
+        """Every session of every registered instance, oldest first."""
+        client = self.client()
+        instances = await client.hkeys(f"{self.p}:instances")
+        pipe = client.pipeline(transaction=False)
+        for iid in instances:
+            pipe.smembers(f"{self.p}:i:{iid}:sessions")
+        sids = sorted({sid for found in await pipe.execute() for sid in found})
+        pipe = client.pipeline(transaction=False)
+        for sid in sids:
+            pipe.hgetall(f"{self.p}:s:{sid}")
+        rows = await pipe.execute() if sids else []
+        records = [
+            SessionRecord(
+                sid=sid,
+                user_id=int(data["user_id"]),
+                instance_id=data["instance"],
+                channel=data["channel"],
+                connected_at=float(data["connected_at"]),
+                last_seen=float(data.get("last_seen", 0)),
+            )
+            for sid, data in zip(sids, rows, strict=True)
+            if data
+        ]
+        return sorted(records, key=lambda r: r.connected_at)
+
+    async def room_counts(self) -> dict[str, int]:
+        """Rooms with members and their session counts (SCAN: for operators)."""
+        client = self.client()
+        start = len(f"{self.p}:r:")
+        rooms = [
+            key[start:]
+            async for key in client.scan_iter(match=f"{self.p}:r:*", count=1000)
+        ]
+        pipe = client.pipeline(transaction=False)
+        for room in rooms:
+            pipe.scard(f"{self.p}:r:{room}")
+        counts = await pipe.execute() if rooms else []
+        return {room: n for room, n in zip(rooms, counts, strict=True) if n}
+
+    async def instance_list(self) -> dict[str, bool]:
+        """Registered instances, and whether their liveness key is fresh."""
+        client = self.client()
+        instances = sorted(await client.hkeys(f"{self.p}:instances"))
+        pipe = client.pipeline(transaction=False)
+        for iid in instances:
+            pipe.exists(f"{self.p}:i:{iid}:alive")
+        alive = await pipe.execute() if instances else []
+        return {iid: bool(a) for iid, a in zip(instances, alive, strict=True)}
+
+    async def room_prune(self, *, room: str, dry_run: bool = False) -> list[str]:
+        """Remove (or list) members that no longer hold the room."""
+        stale = await self._run(
+            "room_prune", _ROOM_PRUNE, room, "1" if dry_run else "0"
+        )
+        return sorted(stale)
+
+    async def task_prune(self, *, dry_run: bool = False) -> list[str]:
+        """Remove (or list) task records of instances that are not alive, and ids
+        in the task index without a record."""
+        client = self.client()
+        ids = sorted(await client.smembers(f"{self.p}:tasks"))
+        pipe = client.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hget(f"{self.p}:t:{tid}", "instance")
+        owners = await pipe.execute() if ids else []
+        instances = {o for o in owners if o}
+        pipe = client.pipeline(transaction=False)
+        for iid in instances:
+            pipe.exists(f"{self.p}:i:{iid}:alive")
+        alive = dict(zip(instances, await pipe.execute(), strict=True))
+        stale = [
+            tid
+            for tid, owner in zip(ids, owners, strict=True)
+            if not owner or not alive[owner]
+        ]
+        if not dry_run:
+            for tid in stale:
+                await self.task_remove(task_id=tid)
+        return stale
 
     async def flush(self) -> None:
         """Delete every key under the prefix (tests)."""

@@ -152,3 +152,76 @@ async def test_redis_reaps_instances_whose_liveness_lapsed():
     finally:
         await store.flush()
         await store.close()
+
+
+async def test_usage_marks_expire_and_go_with_their_session(store):
+    await store.session_add(sid="a1", user_id=1, instance_id="i1", channel="c")
+    await store.session_add(sid="b1", user_id=2, instance_id="i1", channel="c")
+    assert await store.usage_mark(model="m1", sid="a1", ttl=0.3) is True
+    assert await store.usage_mark(model="m2", sid="a1", ttl=30) is True
+    assert await store.usage_mark(model="m2", sid="b1", ttl=30) is True
+    assert await store.usage_mark(model="m3", sid="nobody", ttl=30) is False
+    assert await store.usage_models() == {"m1": {"a1"}, "m2": {"a1", "b1"}}
+    await asyncio.sleep(0.35)
+    # Lapsed marks are not in use even before anything deletes them.
+    assert await store.usage_models() == {"m2": {"a1", "b1"}}
+    assert await store.usage_expire(dry_run=True) == [("a1", "m1")]
+    assert await store.usage_expire() == [("a1", "m1")]
+    assert await store.usage_expire() == []
+    await store.session_remove(sid="a1")
+    assert await store.usage_models() == {"m2": {"b1"}}
+
+
+async def test_usage_claim_only_on_change_and_coalesced(store):
+    await store.session_add(sid="a1", user_id=1, instance_id="i1", channel="c")
+    assert await store.usage_claim(interval=0.2) is None  # nothing changed yet
+    await store.usage_mark(model="m1", sid="a1", ttl=30)
+    assert await store.usage_claim(interval=0.2) == ["m1"]
+    await store.usage_mark(model="m0", sid="a1", ttl=30)
+    assert await store.usage_claim(interval=0.2) is None  # too soon
+    await asyncio.sleep(0.25)
+    assert await store.usage_claim(interval=0.2) == ["m0", "m1"]
+    await asyncio.sleep(0.25)
+    assert await store.usage_claim(interval=0.2) is None  # unchanged
+    await store.session_remove(sid="a1")
+    assert await store.usage_claim(interval=0.2) == []
+
+
+async def test_leader_lock_is_owned(store):
+    assert await store.lock_acquire(name="w", owner="a", ttl=0.3) is True
+    assert await store.lock_acquire(name="w", owner="b", ttl=0.3) is False
+    assert await store.lock_renew(name="w", owner="b", ttl=5) is False
+    assert await store.lock_release(name="w", owner="b") is False
+    assert await store.lock_renew(name="w", owner="a", ttl=0.3) is True
+    owner, left = await store.lock_owner(name="w")
+    assert owner == "a" and 0 < left <= 0.3
+    await asyncio.sleep(0.35)  # expired: another may take it
+    assert await store.lock_owner(name="w") == (None, 0.0)
+    assert await store.lock_renew(name="w", owner="a", ttl=5) is False
+    assert await store.lock_acquire(name="w", owner="b", ttl=5) is True
+    assert await store.lock_release(name="w", owner="a") is False
+    assert await store.lock_release(name="w", owner="b") is True
+    assert await store.lock_acquire(name="w", owner="a", ttl=5) is True
+
+
+async def test_listing_and_pruning(store):
+    await store.instance_refresh(instance_id="i1", channel="c1", ttl=30)
+    await store.session_add(sid="a1", user_id=1, instance_id="i1", channel="c1")
+    await store.session_add(sid="b1", user_id=2, instance_id="i1", channel="c1")
+    await store.room_join(room="doc_note:1", sid="a1")
+    await store.room_join(room="doc_note:1", sid="b1")
+    assert [s.sid for s in await store.session_list()] == ["a1", "b1"]
+    counts = await store.room_counts()
+    assert counts["doc_note:1"] == 2
+    assert await store.instance_list() == {"i1": True}
+    assert await store.room_prune(room="doc_note:1") == []
+    # A member whose record lost the room (a partial write) no longer holds it.
+    if isinstance(store, MemoryState):
+        store.session_room_sets["b1"].discard("doc_note:1")
+    else:
+        await store.client().srem(f"{store.p}:s:b1:rooms", "doc_note:1")
+    assert await store.room_prune(room="doc_note:1", dry_run=True) == ["b1"]
+    assert await store.room_sessions(room="doc_note:1") == {"a1", "b1"}
+    assert await store.room_prune(room="doc_note:1") == ["b1"]
+    assert await store.room_sessions(room="doc_note:1") == {"a1"}
+    assert await store.room_user_ids(room="doc_note:1") == {1}
