@@ -122,9 +122,10 @@ describe("backoff", () => {
       last = now;
       FakeSocket.last.drop();
     }
-    // attempt 2 after ~30±15 ms, attempt 3 after ~60 (max) ±30 ms
-    assert.ok(delays[1] >= 14 && delays[1] < 200, `second delay ${delays[1]}`);
-    assert.ok(delays[2] >= 29 && delays[2] < 250, `third delay ${delays[2]}`);
+    // attempt 2 after ~30±15 ms, attempt 3 after ~60 (max) ±30 ms; the upper bounds
+    // leave room for a loaded machine but are far below the 1 s default.
+    assert.ok(delays[1] >= 14 && delays[1] < 900, `second delay ${delays[1]}`);
+    assert.ok(delays[2] >= 29 && delays[2] < 900, `third delay ${delays[2]}`);
   });
 });
 

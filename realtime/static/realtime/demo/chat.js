@@ -46,7 +46,7 @@ function renderMessage(message) {
     ...(message.status_history || []).map((s) => el("li", {}, statusText(s))),
   );
   node.querySelector(".sources").replaceChildren(
-    ...(message.sources || []).map((s) => el("li", {}, "📄 ", sourceName(s))),
+    ...(message.sources || []).map((s) => el("li", {}, "Source: ", sourceName(s))),
   );
   node.scrollIntoView({ block: "end" });
 }
