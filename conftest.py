@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import shutil
 import socket
 import time
 import urllib.request
@@ -47,8 +48,27 @@ def redis_available() -> bool:
         return False
 
 
+# The browser tests drive Debian's Chromium (never a browser playwright downloads).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def chromium_available() -> bool:
+    """Whether the Chromium the browser tests use is installed."""
+    return os.access(CHROMIUM, os.X_OK)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skip Redis tests when there is no Redis, unless services are required."""
+    """Skip Redis and browser tests when their service is missing, unless services
+    are required."""
+    if not chromium_available() and any("browser" in i.keywords for i in items):
+        if REQUIRE_SERVICES:
+            raise pytest.UsageError(
+                f"REQUIRE_SERVICES=1 but Chromium is not installed at {CHROMIUM}"
+            )
+        skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM}")
+        for item in items:
+            if "browser" in item.keywords:
+                item.add_marker(skip)
     if redis_available():
         return
     if REQUIRE_SERVICES:

@@ -5,9 +5,12 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime.settings")
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-django_asgi_app = get_asgi_application()
+# /static/ (the browser adapter, the demo's scripts and its Yjs bundle) is served by
+# the app itself, so `scripts/serve.sh` needs no web server in front or collectstatic.
+django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 
 import logging  # noqa: E402
 

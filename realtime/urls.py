@@ -8,6 +8,15 @@ from realtime.api.metrics import metrics_view
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="index.html"), name="index"),
+    # Demo pages: static HTML; their scripts log in over the REST API (JWT).
+    path("chat/", TemplateView.as_view(template_name="demo/chat.html"), name="chat"),
+    path(
+        "channels/",
+        TemplateView.as_view(template_name="demo/channels.html"),
+        name="channels",
+    ),
+    path("notes/", TemplateView.as_view(template_name="demo/notes.html"), name="notes"),
+    path("usage/", TemplateView.as_view(template_name="demo/usage.html"), name="usage"),
     path("admin/", admin.site.urls),
     path("healthz", views.HealthApi.as_view(), name="healthz"),
     path("metrics", metrics_view, name="metrics"),
@@ -18,6 +27,7 @@ urlpatterns = [
         name="token_refresh",
     ),
     path("api/me/", views.MeApi.as_view(), name="me"),
+    path("api/users/", views.UserListApi.as_view(), name="user_list"),
     path("api/users/online/", views.OnlineUsersApi.as_view(), name="users_online"),
     path(
         "api/users/<int:user_id>/disconnect/",

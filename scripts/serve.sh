@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/venv.sh
+scripts/js.sh
 python manage.py migrate --noinput >/dev/null
 python manage.py seed_demo
 port="${1:-${PORT:-8000}}"

@@ -6,4 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/venv.sh
+# npm packages and the Yjs bundle for the browser tests (skipped when up to date).
+scripts/js.sh
 exec python -m pytest "$@"

@@ -37,6 +37,24 @@ class MeApi(APIView):
         return Response(data)
 
 
+class UserListApi(APIView):
+    """GET /api/users/: every active user's id and name, for pickers and name lookups
+    (ids alone come from user-list and channel membership)."""
+
+    MAX_USERS = 1000  # a directory for a small team's demo and pickers, not a search
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        username = serializers.CharField()
+        name = serializers.CharField(source="display_name")
+
+    def get(self, request):
+        from realtime.models import User
+
+        users = User.objects.filter(is_active=True).order_by("id")[: self.MAX_USERS]
+        return Response(self.OutputSerializer(users, many=True).data)
+
+
 class OnlineUsersApi(APIView):
     """GET /api/users/online/: ids of users online on any instance."""
 

@@ -109,6 +109,19 @@ def test_me(api, make_user):
     }
 
 
+def test_user_list_names_active_users(api, make_user):
+    alice = make_user("alice", name="Alice A")
+    bob = make_user("bob", name="")
+    make_user("gone", is_active=False)
+    assert api.get("/api/users/").status_code == 401
+    response = auth(api, alice).get("/api/users/")
+    assert response.status_code == 200
+    assert response.json() == [
+        {"id": alice.id, "username": "alice", "name": "Alice A"},
+        {"id": bob.id, "username": "bob", "name": "bob"},
+    ]
+
+
 def test_me_without_token_is_unauthorized(api):
     response = api.get("/api/me/")
     assert response.status_code == 401

@@ -1,0 +1,114 @@
+// Types of realtime.js, the browser adapter for the realtime backend (docs/adapter.md).
+
+export interface AuthData {
+  token: string;
+}
+
+/** `auth` as an object, a socket.io-style `(cb) => cb({token})`, or an async function
+ * returning `{token}`; a function is called before every (re)connect. */
+export type Auth =
+  | AuthData
+  | ((callback: (data: AuthData) => void) => void)
+  | (() => AuthData | Promise<AuthData>);
+
+export interface SocketOptions {
+  auth?: Auth;
+  /** Reconnect after a lost connection (default true). */
+  reconnection?: boolean;
+  /** Give up after this many failed attempts in a row (default Infinity). */
+  reconnectionAttempts?: number;
+  /** First reconnect delay in ms (default 1000); doubles per attempt. */
+  reconnectionDelay?: number;
+  /** Longest reconnect delay in ms (default 5000). */
+  reconnectionDelayMax?: number;
+  /** Spread of each delay, 0..1 (default 0.5: ±50 %). */
+  randomizationFactor?: number;
+  /** Milliseconds to wait for the connect ack (default 20000). */
+  timeout?: number;
+  /** Milliseconds between `heartbeat` emits while connected (default 30000). */
+  heartbeatInterval?: number;
+  /** Emits kept while disconnected (default 100); the oldest is dropped beyond. */
+  maxBufferedEmits?: number;
+  /** Endpoint path used when the URL has none (default "/ws/"). */
+  path?: string;
+  /** Connect at once (default true); otherwise call `socket.connect()`. */
+  autoConnect?: boolean;
+  /** WebSocket constructor to use (tests, Node); default `globalThis.WebSocket`. */
+  WebSocket?: new (url: string) => WebSocket;
+  /** Random source for the backoff jitter (tests); default Math.random. */
+  random?: () => number;
+}
+
+export const DEFAULTS: Readonly<Required<Omit<SocketOptions, "auth" | "WebSocket" | "random">>>;
+
+/** Error replies, refused connects and adapter failures. Server codes are those of
+ * docs/protocol.md §4; the adapter adds `timeout`, `disconnected`, `dropped`,
+ * `transport`. */
+export class RealtimeError extends Error {
+  code: string;
+  data: { code: string; message?: string; [key: string]: unknown };
+  constructor(code: string, message?: string, data?: object);
+}
+
+export type DisconnectReason = "io server disconnect" | "io client disconnect" | "transport close";
+
+export interface DisconnectDetails {
+  /** WebSocket close code, e.g. 4401, 1012, 1006. */
+  code?: number;
+  /** The server's reason from its `disconnect` event (forced disconnects). */
+  reason?: string;
+}
+
+/** A server call handler: its return value or promise is the reply; or, when it takes
+ * a second parameter, the value it passes to `callback`. */
+export type Listener = (data: any, callback?: (value: unknown) => void) => unknown;
+
+export interface TimedEmitter {
+  emit(event: string, data: unknown, ack?: (err: RealtimeError | null, data?: any) => void): Socket;
+  emitWithAck<T = any>(event: string, data?: unknown): Promise<T>;
+}
+
+export class Socket {
+  constructor(url: string | undefined, options?: SocketOptions);
+  /** The session id (`sid`) while connected. */
+  id: string | undefined;
+  /** The user from the connect ack while connected. */
+  user: { id: number; name: string; role: string } | undefined;
+  connected: boolean;
+  readonly disconnected: boolean;
+  /** True while connected or trying to connect. */
+  readonly active: boolean;
+  auth: Auth | undefined;
+
+  on(event: "connect", listener: () => void): this;
+  on(event: "disconnect", listener: (reason: DisconnectReason, details?: DisconnectDetails) => void): this;
+  on(event: "connect_error", listener: (err: RealtimeError) => void): this;
+  on(event: string, listener: Listener): this;
+  once(event: string, listener: Listener): this;
+  off(event?: string, listener?: Listener): this;
+  listeners(event: string): Listener[];
+
+  /** Send an event; `ack` gets the data, or a RealtimeError for an error reply. */
+  emit(event: string, data?: unknown, ack?: (response: any) => void): this;
+  emitWithAck<T = any>(event: string, data?: unknown): Promise<T>;
+  timeout(ms: number): TimedEmitter;
+
+  connect(): this;
+  open(): this;
+  disconnect(): this;
+  close(): this;
+}
+
+export function connect(url?: string, options?: SocketOptions): Socket;
+export { connect as io };
+export default connect;
+
+/** Reconnect delay in ms before attempt `attempt` (0-based). */
+export function backoffDelay(
+  attempt: number,
+  options?: Pick<SocketOptions, "reconnectionDelay" | "reconnectionDelayMax" | "randomizationFactor">,
+  random?: () => number,
+): number;
+
+/** The WebSocket URL for a page-relative, http(s) or ws(s) URL. */
+export function socketUrl(url?: string, path?: string, base?: string): string;

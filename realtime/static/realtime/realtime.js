@@ -1,0 +1,576 @@
+// Browser adapter for the realtime backend: a small stand-in for the part of
+// socket.io-client that chat front ends use, speaking the JSON protocol of
+// docs/protocol.md over one WebSocket. An ES module with no dependencies and no build
+// step; types in realtime.d.ts, API and migration table in docs/adapter.md.
+
+/** Reconnection defaults, the same as socket.io-client's. */
+export const DEFAULTS = Object.freeze({
+  reconnection: true,
+  reconnectionAttempts: Infinity,
+  reconnectionDelay: 1000,
+  reconnectionDelayMax: 5000,
+  randomizationFactor: 0.5,
+  // Wait for the connect ack this long before giving the attempt up (ms).
+  timeout: 20000,
+  // The server only writes last_active_at once a minute; 30 s keeps it fresh.
+  heartbeatInterval: 30000,
+  // Emits kept while disconnected; past this the oldest is dropped with a warning,
+  // so a page left offline does not grow without bound.
+  maxBufferedEmits: 100,
+  path: "/ws/",
+  autoConnect: true,
+});
+
+// Events this adapter raises itself; the server's events of the same name are
+// handled here (`disconnect`) or never sent (`connect` is a client event).
+const RESERVED = new Set(["connect", "connect_error", "disconnect"]);
+
+// Close codes after which reconnecting cannot help (docs/protocol.md §3, §4).
+const CLOSE_UNAUTHORIZED = 4401;
+
+/** An error from the server (ack or call) or from the adapter, with a stable code. */
+export class RealtimeError extends Error {
+  constructor(code, message, data) {
+    super(message || code);
+    this.name = "RealtimeError";
+    this.code = code;
+    // socket.io-client puts server details of connect_error in err.data.
+    this.data = data ?? { code, message: message || code };
+  }
+}
+
+/**
+ * Delay before reconnect attempt `attempt` (0-based): exponential from
+ * reconnectionDelay, capped at reconnectionDelayMax, then spread by
+ * ±randomizationFactor so a fleet's clients do not return all at once.
+ */
+export function backoffDelay(attempt, options = {}, random = Math.random) {
+  const base = options.reconnectionDelay ?? DEFAULTS.reconnectionDelay;
+  const max = options.reconnectionDelayMax ?? DEFAULTS.reconnectionDelayMax;
+  const factor = options.randomizationFactor ?? DEFAULTS.randomizationFactor;
+  const exact = Math.min(base * 2 ** Math.min(attempt, 31), max);
+  const jittered = exact * (1 + factor * (2 * random() - 1));
+  return Math.max(0, Math.min(Math.round(jittered), max));
+}
+
+/** Turn a page-relative or http(s) URL into the WebSocket URL of the endpoint. */
+export function socketUrl(url, path = DEFAULTS.path, base) {
+  const where =
+    base ?? (typeof location !== "undefined" ? location.href : "http://localhost/");
+  const parsed = new URL(url || "/", where);
+  if (parsed.protocol === "http:") parsed.protocol = "ws:";
+  if (parsed.protocol === "https:") parsed.protocol = "wss:";
+  // A bare origin gets the endpoint path; an explicit path is kept as given.
+  if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = path;
+  parsed.search = ""; // never put a token (or anything else) in the URL
+  parsed.hash = "";
+  return parsed.toString();
+}
+
+/** Open a socket: `connect(url, {auth: {token}, ...})`, like socket.io's `io()`. */
+export function connect(url, options = {}) {
+  return new Socket(url, options);
+}
+export { connect as io };
+export default connect;
+
+export class Socket {
+  constructor(url, options = {}) {
+    this.options = { ...DEFAULTS, ...options };
+    this.url = socketUrl(url, this.options.path);
+    this.auth = options.auth;
+    this.id = undefined;
+    this.user = undefined;
+    this.connected = false;
+    this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this._listeners = new Map();
+    this._pendingAcks = new Map(); // ack id -> settle(err, data), sent on this socket
+    this._buffer = []; // frames waiting for a connection: {event, data, settle}
+    this._nextAck = 1; // 0 is the connect frame's
+    this._attempts = 0;
+    this._ws = null;
+    this._timers = new Set();
+    this._heartbeat = null;
+    this._userJoin = undefined; // last user-join payload, re-sent after a reconnect
+    this._wanted = false; // the page wants a connection (connect() until disconnect())
+    this._everConnected = false;
+    this._generation = 0; // bumped per attempt: a stale attempt's callbacks do nothing
+    if (this.options.autoConnect) this.connect();
+  }
+
+  /** True while the adapter is connected or trying to (socket.io's `active`). */
+  get active() {
+    return this._wanted;
+  }
+
+  get disconnected() {
+    return !this.connected;
+  }
+
+  // --- listeners -------------------------------------------------------------------
+
+  /** Add a listener. For a server call its return value (or promise) is the reply. */
+  on(event, listener) {
+    if (!this._listeners.has(event)) this._listeners.set(event, []);
+    this._listeners.get(event).push(listener);
+    return this;
+  }
+
+  /** Add a listener that runs once. */
+  once(event, listener) {
+    const wrapper = (...args) => {
+      this.off(event, wrapper);
+      return listener.apply(this, args);
+    };
+    wrapper.listener = listener;
+    return this.on(event, wrapper);
+  }
+
+  /** Remove one listener, every listener of an event, or all listeners. */
+  off(event, listener) {
+    if (event === undefined) {
+      this._listeners.clear();
+    } else if (listener === undefined) {
+      this._listeners.delete(event);
+    } else {
+      const list = (this._listeners.get(event) || []).filter(
+        (fn) => fn !== listener && fn.listener !== listener,
+      );
+      if (list.length) this._listeners.set(event, list);
+      else this._listeners.delete(event);
+    }
+    return this;
+  }
+
+  listeners(event) {
+    return [...(this._listeners.get(event) || [])];
+  }
+
+  _fire(event, ...args) {
+    const results = [];
+    for (const listener of this.listeners(event)) {
+      try {
+        results.push(listener.apply(this, args));
+      } catch (err) {
+        console.error(`realtime: a listener of '${event}' failed`, err);
+      }
+    }
+    return results;
+  }
+
+  // --- emitting ----------------------------------------------------------------------
+
+  /**
+   * Send an event. A function as last argument gets the ack: called with the
+   * server's data, or with a RealtimeError for an error reply (test with
+   * `instanceof Error`).
+   */
+  emit(event, data, ack) {
+    if (typeof data === "function" && ack === undefined) {
+      ack = data;
+      data = null;
+    }
+    if (RESERVED.has(event)) {
+      throw new Error(`realtime: '${event}' is a reserved event name`);
+    }
+    const settle = ack ? (err, value) => ack(err ?? value) : null;
+    this._send(event, data, settle, undefined);
+    return this;
+  }
+
+  /** Send an event and resolve with the ack's data (reject with RealtimeError). */
+  emitWithAck(event, data) {
+    return this._emitWithAck(event, data, undefined);
+  }
+
+  _emitWithAck(event, data, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      this._send(
+        event,
+        data,
+        (err, value) => (err ? reject(err) : resolve(value)),
+        timeoutMs,
+      );
+    });
+  }
+
+  /**
+   * A view whose emits fail with code `timeout` when no ack came within `ms`:
+   * `socket.timeout(5000).emit(ev, data, (err, data) => ...)`, like socket.io.
+   */
+  timeout(ms) {
+    return {
+      emit: (event, data, ack) => {
+        if (typeof data === "function" && ack === undefined) {
+          ack = data;
+          data = null;
+        }
+        this._send(event, data, ack ? (err, value) => ack(err, value) : null, ms);
+        return this;
+      },
+      emitWithAck: (event, data) => this._emitWithAck(event, data, ms),
+    };
+  }
+
+  _send(event, data, settle, timeoutMs) {
+    if (event === "user-join") this._userJoin = data ?? null;
+    let once = settle;
+    if (settle) {
+      let done = false;
+      let timer = null;
+      once = (err, value) => {
+        if (done) return;
+        done = true;
+        if (timer) this._clearTimer(timer);
+        settle(err, value);
+      };
+      if (timeoutMs !== undefined) {
+        timer = this._setTimer(() => {
+          once(new RealtimeError("timeout", `no ack for '${event}' in ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+    }
+    const item = { event, data: data ?? null, settle: once };
+    if (this.connected) {
+      this._transmit(item);
+    } else {
+      this._buffer.push(item);
+      if (this._buffer.length > this.options.maxBufferedEmits) {
+        const dropped = this._buffer.shift();
+        console.warn(
+          `realtime: offline buffer full (${this.options.maxBufferedEmits}); ` +
+            `dropped the oldest emit '${dropped.event}'`,
+        );
+        dropped.settle?.(
+          new RealtimeError("dropped", "dropped from the offline buffer"),
+        );
+      }
+    }
+  }
+
+  _transmit({ event, data, settle }) {
+    const frame = { event, data };
+    if (settle) {
+      frame.ack = this._nextAck++;
+      this._pendingAcks.set(frame.ack, settle);
+    }
+    this._ws.send(JSON.stringify(frame));
+  }
+
+  // --- connection --------------------------------------------------------------------
+
+  /** Open the connection (after `disconnect()`, or with `autoConnect: false`). */
+  connect() {
+    if (this._wanted) return this;
+    this._wanted = true;
+    this._attempts = 0;
+    this._open();
+    return this;
+  }
+
+  open() {
+    return this.connect();
+  }
+
+  /** Close for good: no reconnect until `connect()` is called again. */
+  disconnect() {
+    const was = this.connected;
+    this._wanted = false;
+    this._generation++;
+    this._clearAllTimers();
+    this._teardown();
+    if (was) this._fire("disconnect", "io client disconnect");
+    return this;
+  }
+
+  close() {
+    return this.disconnect();
+  }
+
+  async _token() {
+    let auth = this.auth;
+    if (typeof auth === "function") {
+      // socket.io style `auth(cb)`, or a function returning the object or a promise.
+      auth = await new Promise((resolve, reject) => {
+        try {
+          const returned = auth(resolve);
+          if (returned !== undefined) Promise.resolve(returned).then(resolve, reject);
+        } catch (err) {
+          reject(err);
+        }
+      });
+    }
+    return auth?.token;
+  }
+
+  async _open() {
+    const generation = ++this._generation;
+    let token;
+    try {
+      token = await this._token();
+    } catch (err) {
+      this._failedAttempt(new RealtimeError("unauthorized", `auth failed: ${err}`));
+      return;
+    }
+    if (!this._wanted || generation !== this._generation) return;
+    if (typeof token !== "string" || !token) {
+      this._failedAttempt(new RealtimeError("unauthorized", "no token to connect with"));
+      return;
+    }
+    let ws;
+    try {
+      ws = new this._WebSocket(this.url);
+    } catch (err) {
+      this._failedAttempt(new RealtimeError("transport", String(err)));
+      return;
+    }
+    this._ws = ws;
+    let authenticated = false;
+    let connectError = null;
+    const deadline = this._setTimer(() => {
+      connectError = new RealtimeError("timeout", "no connect ack in time");
+      ws.close();
+    }, this.options.timeout);
+
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ event: "connect", data: { token }, ack: 0 }));
+    };
+    ws.onmessage = (message) => {
+      if (ws !== this._ws) return;
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        console.warn("realtime: ignored a frame that is not JSON");
+        return;
+      }
+      if (!authenticated && frame.ack === 0) {
+        this._clearTimer(deadline);
+        if (frame.error) {
+          // The server closes with 4401 next; reconnecting with the same
+          // credentials would be refused again.
+          connectError = new RealtimeError(
+            frame.error.code,
+            frame.error.message,
+            frame.error,
+          );
+          return;
+        }
+        authenticated = true;
+        this._connected(frame.data);
+        return;
+      }
+      if (!authenticated && frame.event === "error") {
+        connectError = new RealtimeError(frame.data.code, frame.data.message, frame.data);
+        return;
+      }
+      this._dispatch(frame);
+    };
+    ws.onclose = (close) => {
+      this._clearTimer(deadline);
+      if (ws !== this._ws) return;
+      this._ws = null;
+      if (authenticated) {
+        this._lost(close);
+      } else {
+        const err =
+          connectError ??
+          new RealtimeError("transport", `websocket closed (${close?.code ?? "?"})`);
+        // A refused token stops here, like socket.io after a middleware error;
+        // anything else (server down, restarting) is retried.
+        const retry = err.code !== "unauthorized";
+        this._failedAttempt(err, retry);
+      }
+    };
+    ws.onerror = () => {}; // a close event always follows
+  }
+
+  _connected(hello) {
+    const reconnect = this._everConnected;
+    this._everConnected = true;
+    this._attempts = 0;
+    this.id = hello.sid;
+    this.user = hello.user;
+    this.connected = true;
+    this._serverReason = undefined;
+    // Rooms are per socket: a new socket must join again before anything else.
+    if (reconnect && this._userJoin !== undefined) {
+      this._transmit({ event: "user-join", data: this._userJoin, settle: null });
+    }
+    this._heartbeat = setInterval(() => {
+      if (this.connected) this._transmit({ event: "heartbeat", data: null });
+    }, this.options.heartbeatInterval);
+    // Listeners re-join their rooms first, so buffered emits that need them work.
+    this._fire("connect");
+    const buffered = this._buffer.splice(0);
+    for (const item of buffered) {
+      if (!this.connected) {
+        this._buffer.push(item);
+      } else {
+        this._transmit(item);
+      }
+    }
+  }
+
+  _lost(close) {
+    this.connected = false;
+    this.id = undefined;
+    if (this._heartbeat) clearInterval(this._heartbeat);
+    this._heartbeat = null;
+    this._failPendingAcks();
+    const forced = close?.code === CLOSE_UNAUTHORIZED;
+    const reason = forced ? "io server disconnect" : "transport close";
+    const details = { code: close?.code, reason: this._serverReason ?? close?.reason };
+    if (forced) {
+      this._wanted = false; // like socket.io: the server said go away
+      this._failBuffer();
+    }
+    this._fire("disconnect", reason, details);
+    if (this._wanted) this._scheduleReconnect();
+  }
+
+  _failedAttempt(err, retry = true) {
+    this._ws = null;
+    if (!this._wanted) return;
+    this._fire("connect_error", err);
+    if (retry) this._scheduleReconnect();
+    else this._wanted = false;
+  }
+
+  _scheduleReconnect() {
+    if (!this.options.reconnection || this._attempts >= this.options.reconnectionAttempts) {
+      this._wanted = false;
+      this._failBuffer();
+      return;
+    }
+    const delay = backoffDelay(this._attempts++, this.options, this.options.random);
+    this._setTimer(() => {
+      if (this._wanted && !this._ws) this._open();
+    }, delay);
+  }
+
+  _failPendingAcks() {
+    const pending = [...this._pendingAcks.values()];
+    this._pendingAcks.clear();
+    // Ack ids belong to the socket that closed: no later socket can answer them.
+    for (const settle of pending) {
+      settle(new RealtimeError("disconnected", "the connection closed before the ack"));
+    }
+  }
+
+  _failBuffer() {
+    for (const item of this._buffer.splice(0)) {
+      item.settle?.(new RealtimeError("disconnected", "not connected"));
+    }
+  }
+
+  _teardown() {
+    const ws = this._ws;
+    this._ws = null;
+    this.connected = false;
+    this.id = undefined;
+    if (this._heartbeat) clearInterval(this._heartbeat);
+    this._heartbeat = null;
+    this._failPendingAcks();
+    this._failBuffer();
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      try {
+        ws.close(1000);
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  // --- incoming frames ---------------------------------------------------------------
+
+  _dispatch(frame) {
+    if (typeof frame.ack === "number") {
+      const settle = this._pendingAcks.get(frame.ack);
+      if (!settle) return;
+      this._pendingAcks.delete(frame.ack);
+      if (frame.error) {
+        settle(new RealtimeError(frame.error.code, frame.error.message, frame.error));
+      } else {
+        settle(null, frame.data ?? null);
+      }
+      return;
+    }
+    if (typeof frame.event !== "string") return;
+    if (frame.event === "disconnect") {
+      // Sent just before a forced close (4401); the close event does the rest.
+      this._serverReason = frame.data?.reason;
+      return;
+    }
+    if (typeof frame.call === "number") {
+      this._answer(frame.event, frame.data, frame.call);
+      return;
+    }
+    if (frame.event === "error" && !this._listeners.has("error")) {
+      console.warn("realtime: server error", frame.data);
+      return;
+    }
+    this._fire(frame.event, frame.data);
+  }
+
+  _answer(event, data, callId) {
+    const ws = this._ws;
+    const reply = (body) => {
+      if (ws === this._ws && ws) ws.send(JSON.stringify({ reply: callId, ...body }));
+    };
+    const listeners = this.listeners(event);
+    if (!listeners.length) {
+      reply({ error: { code: "unknown_event", message: `no handler for '${event}'` } });
+      return;
+    }
+    // The first listener answers: its return value, its promise, or (socket.io
+    // style, when it takes a second parameter) the callback it calls.
+    let answered = false;
+    const answer = (value) => {
+      if (answered) return;
+      answered = true;
+      reply({ data: value === undefined ? null : value });
+    };
+    const fail = (err) => {
+      if (answered) return;
+      answered = true;
+      const code = typeof err?.code === "string" ? err.code : "internal";
+      reply({ error: { code, message: String(err?.message ?? err).slice(0, 500) } });
+    };
+    listeners.forEach((listener, index) => {
+      let result;
+      try {
+        result = listener.call(this, data, index === 0 ? answer : () => {});
+      } catch (err) {
+        if (index === 0) fail(err);
+        else console.error(`realtime: a listener of '${event}' failed`, err);
+        return;
+      }
+      if (index !== 0) return;
+      if (result && typeof result.then === "function") result.then(answer, fail);
+      else if (result !== undefined || listener.length < 2) answer(result);
+    });
+  }
+
+  // --- timers ------------------------------------------------------------------------
+
+  _setTimer(fn, ms) {
+    const timer = setTimeout(() => {
+      this._timers.delete(timer);
+      fn();
+    }, ms);
+    this._timers.add(timer);
+    return timer;
+  }
+
+  _clearTimer(timer) {
+    clearTimeout(timer);
+    this._timers.delete(timer);
+  }
+
+  _clearAllTimers() {
+    for (const timer of this._timers) clearTimeout(timer);
+    this._timers.clear();
+  }
+}
