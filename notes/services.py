@@ -6,7 +6,7 @@ merges the log into the snapshot in one transaction without changing the text.
 """
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from notes import crdt
@@ -244,23 +244,17 @@ def _store_one(row: NoteUpdate) -> int | None:
 
 def contents_store(*, contents: dict[str, tuple[str, int]]) -> None:
     """Store notes' content (text, document clock) built from their documents, in one
-    transaction and one UPDATE; a note whose content came from a bigger document
-    keeps it. The rows are locked FOR NO KEY UPDATE, which does not block updates
-    being inserted for those notes."""
-    with transaction.atomic():
-        notes = list(
-            Note.objects.select_for_update(no_key=True)
-            .filter(id__in=list(contents))
-            .only("id", "content_clock")
-        )
-        changed = []
-        for note in notes:
-            text, clock = contents[note.id]
-            if note.content_clock < clock:
-                note.content, note.content_clock = text, clock
-                changed.append(note)
-        if changed:
-            Note.objects.bulk_update(changed, ["content", "content_clock"])
+    transaction and one batched statement; a note whose content came from a bigger
+    document keeps it (the condition is in the UPDATE, so it holds under
+    concurrency)."""
+    table = connection.ops.quote_name(Note._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET content = %s, content_clock = %s"
+        " WHERE id = %s AND content_clock < %s"
+    )
+    rows = [(text, clock, n, clock) for n, (text, clock) in contents.items()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def content_save(*, note_id: str) -> str:
