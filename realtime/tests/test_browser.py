@@ -226,13 +226,25 @@ async def test_two_editors_converge_and_see_each_others_cursor(browser, server, 
             break
         time.sleep(0.1)
     assert stored["content"] == want
-
     await a.shot("notes")
+
+    # Alice makes Bob a reader: his page hears note:access, joins again, read-only.
+    status, _ = http_post(
+        f"{server.http}/api/notes/{note['id']}/share/",
+        {"user_id": bob.id, "permission": "read"},
+        token,
+    )
+    assert status == 200
+    await expect(b.page.locator("#editor")).to_have_attribute(
+        "readonly", "", timeout=WAIT_MS
+    )
+    await a.page.keyboard.type("?")
+    await expect(b.page.locator("#editor")).to_have_value(want + "?", timeout=WAIT_MS)
     a.assert_no_errors()
     b.assert_no_errors()
 
 
-async def test_chat_streams_to_two_tabs_stops_and_usage_page_loads(
+async def test_chat_streams_to_two_tabs_stops_and_usage_is_live(
     browser, server, people
 ):
     alice = people["alice"]
@@ -279,21 +291,21 @@ async def test_chat_streams_to_two_tabs_stops_and_usage_page_loads(
     _, chat = http_get(f"{server.http}/api/chats/{chat_id}/", token_for(alice))
     assert chat["messages"][-1]["done"] is False
 
-    # Usage: the server of this branch has no `usage` event yet (issue 6 adds it); the
-    # page loads, says so, shows a broadcast, and has no JavaScript error.
+    # Usage: one tab reports a model in use; another user's usage page shows it live,
+    # and drops it once the reports stop (USAGE_TTL, 3 s, plus the 1 s coalescing).
     usage = await Tab(await first.page.context.new_page()).open(server.http + "/usage/")
-    await expect(usage.page.locator("#usage-status")).not_to_be_empty(timeout=WAIT_MS)
-    # What the page does with the server's broadcast, sent here through the emit API.
-    status, _ = http_post(
-        f"{server.http}/api/realtime/emit/",
-        {"user_id": alice.id, "event": "usage", "data": {"models": ["fake"]}},
-        token_for(people["admin"]),
+    await expect(usage.page.locator("#usage-status")).to_contain_text(
+        "Live", timeout=WAIT_MS
     )
-    assert status == 202
-    await expect(usage.page.locator("#models [data-model='fake']")).to_be_visible(
-        timeout=WAIT_MS
-    )
+    bob = await login(browser, server.http, people["bob"])
+    await bob.open(server.http + "/usage/")
+    await bob.page.fill("#model-name", "demo-model")
+    await bob.page.check("#use-model")
+    model = usage.page.locator("#models [data-model='demo-model']")
+    await expect(model).to_be_visible(timeout=WAIT_MS)
     await usage.shot("usage")
+    await bob.page.uncheck("#use-model")
+    await expect(model).to_have_count(0, timeout=WAIT_MS)
     for tab in (first, second, usage):
         tab.assert_no_errors()
 

@@ -240,6 +240,30 @@ socket.on("ydoc:user:joined", ({ document_id }) => {
 socket.on("error", (error) => {
   $("#log").textContent = `${error.code}: ${error.message}`;
 });
+// A grant changed: the server took this socket out of the document. Join again with
+// the new permission, or close the note if access was revoked.
+socket.on("note:access", async ({ note_id, permission }) => {
+  notes = await api("GET", "/api/notes/");
+  if (editor?.note.id !== note_id) return renderNotes();
+  if (permission === null) {
+    $("#log").textContent = "Your access to this note was revoked.";
+    location.hash = "";
+    return openNote(null);
+  }
+  editor.note.access = permission;
+  editor.area.readOnly = permission !== "write";
+  renderNotes();
+  await editor.join();
+});
+socket.on("note:deleted", async ({ note_id }) => {
+  notes = await api("GET", "/api/notes/");
+  if (editor?.note.id === note_id) {
+    $("#log").textContent = "This note was deleted.";
+    location.hash = "";
+    return openNote(null);
+  }
+  renderNotes();
+});
 // A new socket is in no document: join again (the state sync sends offline edits).
 socket.on("connect", () => {
   if (editor) editor.join().catch((err) => ($("#log").textContent = err.message));

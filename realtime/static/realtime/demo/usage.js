@@ -17,6 +17,7 @@ function show(models) {
 }
 
 let supported = true;
+let joined = false;
 function unsupported() {
   supported = false;
   $("#usage-status").textContent =
@@ -31,6 +32,12 @@ socket.on("error", (error) => {
 });
 socket.on("connect", async () => {
   try {
+    // Broadcasts go to the sockets that joined presence; the adapter sends user-join
+    // again after a reconnect by itself.
+    if (!joined) {
+      joined = true;
+      await socket.timeout(5000).emitWithAck("user-join", {});
+    }
     const { models } = await socket.timeout(5000).emitWithAck("usage", {});
     show(models);
     $("#usage-status").textContent = "Live: the list updates when it changes.";
