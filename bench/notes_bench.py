@@ -181,7 +181,10 @@ async def relay(url, members, interval: float, seconds: float, on_start=None):
     if on_start is not None:
         on_start()
     everyone.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        print(f"{len(failed)} of {len(tasks)} sockets failed, e.g. {failed[0]!r}")
     return latencies, len(sent)
 
 

@@ -7,6 +7,7 @@ Business logic lives in the handlers each app registers (realtime.events); the s
 import asyncio
 import logging
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import ValidationError
@@ -39,6 +40,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # No layer channel per socket: the hub's one channel per process receives for all.
     channel_layer_alias = "realtime-per-socket-channel-disabled"
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch closes stale database connections before every message,
+        one hop through asgiref's single thread-sensitive thread per frame, which
+        every socket of the process queues on. Every database call of this project
+        goes through DatabaseSyncToAsync (database_sync_to_async, background_db),
+        which does the same around the call itself, so the hop is skipped."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         """Accept, then wait AUTH_TIMEOUT for the connect frame."""
