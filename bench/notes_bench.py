@@ -273,7 +273,7 @@ def main() -> None:
                 subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "-p"]
                     + [str(server.proc.pid), "-d", str(int(args.seconds))]
-                    + ["-f", "raw", "-o", args.profile, "--nonblocking"]
+                    + ["-f", "raw", "-o", args.profile, "--nonblocking", "--gil"]
                 )
 
         latencies, sent = asyncio.run(

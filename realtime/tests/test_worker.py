@@ -93,6 +93,30 @@ async def test_one_pass_cleans_what_the_dry_run_announced(backend, make_user):
         assert await state.session_get(sid="s-dead") is None
 
 
+async def test_open_notes_below_the_threshold_do_not_starve_closed_ones(
+    make_user, monkeypatch
+):
+    monkeypatch.setattr(jobs, "COMPACT_BATCH", 1)
+    user = await database_sync_to_async(make_user)("alice")
+
+    def note_with_log(title):
+        note = note_services.note_create(owner=user, title=title, content=title)
+        note_services.document_updates(note=note)  # the seed: a log of one
+        return note.id
+
+    ids = sorted([await database_sync_to_async(note_with_log)(t) for t in "ab"])
+    opened, closed = ids  # the open one comes first in id order
+    state = get_state()
+    await state.instance_refresh(instance_id="live", channel="c-live", ttl=30)
+    await state.session_add(
+        sid="s-1", user_id=user.id, instance_id="live", channel="c-live"
+    )
+    await state.room_join(room=f"doc_note:{opened}", sid="s-1")
+    done = await jobs.notes_compact(dry_run=False)
+    assert done == [f"note {closed}: 1 updates"]
+    assert await jobs.notes_compact(dry_run=False) == []
+
+
 async def test_a_failing_job_is_logged_and_retried_and_the_worker_goes_on(
     monkeypatch, caplog
 ):

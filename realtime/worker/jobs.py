@@ -48,40 +48,42 @@ async def notes_compact(*, dry_run: bool) -> list[str]:
     updates after its snapshot; an open one only past NOTE_COMPACT_THRESHOLD."""
     if not apps.is_installed("notes"):
         return []
-    state = get_state()
-    pending = await background_db(_notes_with_updates)()
-    open_rooms = set(await state.room_counts())
+    prefix = doc_room("note:")
+    open_notes = {
+        room[len(prefix) :]
+        for room in await get_state().room_counts()
+        if room.startswith(prefix)
+    }
+    due = await background_db(_notes_to_compact)(open_notes=open_notes)
     done = []
-    for note_id in pending:
-        is_open = doc_room(f"note:{note_id}") in open_rooms
-        merged = await background_db(_compact)(
-            note_id=note_id, is_open=is_open, dry_run=dry_run
-        )
+    for note_id, count in due:
+        merged = count if dry_run else await background_db(_compact)(note_id=note_id)
         if merged:
             done.append(f"note {note_id}: {merged} updates")
     return done
 
 
-def _notes_with_updates() -> list[str]:
+def _notes_to_compact(*, open_notes: set[str]) -> list[tuple[str, int]]:
+    """Notes whose log should be merged now, with its length, at most COMPACT_BATCH:
+    chosen among all notes with a log (one grouped query), so open notes below the
+    threshold never crowd out the others."""
+    from django.conf import settings
+    from django.db.models import Count
+
     from notes.models import NoteUpdate
 
-    return list(
-        NoteUpdate.objects.order_by("note_id")
-        .values_list("note_id", flat=True)
-        .distinct()[:COMPACT_BATCH]
-    )
+    logs = NoteUpdate.objects.values_list("note_id").annotate(n=Count("id"))
+    due = [
+        (note_id, n)
+        for note_id, n in logs.order_by()
+        if note_id not in open_notes or n > settings.NOTE_COMPACT_THRESHOLD
+    ]
+    return sorted(due, key=lambda item: -item[1])[:COMPACT_BATCH]
 
 
-def _compact(*, note_id: str, is_open: bool, dry_run: bool) -> int:
-    from django.conf import settings
-
+def _compact(*, note_id: str) -> int:
     from notes import services
 
-    if dry_run:
-        count = services.pending_update_count(note_id=note_id)
-        return count if not is_open or count > settings.NOTE_COMPACT_THRESHOLD else 0
-    if is_open:
-        return services.compact_if_needed(note_id=note_id)
     return services.compact(note_id=note_id)
 
 
