@@ -18,6 +18,7 @@
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import random
@@ -35,6 +36,25 @@ from bench.stream_bench import drop_database, percentile, prepare_database  # no
 # The relay phases, one after the other on the same sockets: document updates (checked,
 # stored durably, then relayed) and awareness updates (relayed only, no database).
 EVENTS = ("ydoc:document:update", "ydoc:awareness:update")
+
+
+# (event, send time, latency ms) of every delivery, for --timeline.
+TRACE: list[tuple[str, float, float]] = []
+
+
+def print_timeline(trace) -> None:
+    """Deliveries, p50 and p99 per half second of send time: shows stalls, and
+    senders falling into step."""
+    t0 = min(t for _, t, _ in trace)
+    buckets: dict[tuple[str, int], list[float]] = {}
+    for event, t, ms in trace:
+        buckets.setdefault((event, int((t - t0) * 2)), []).append(ms)
+    print("| event | from s | deliveries | p50 ms | p99 ms |\n|---|---|---|---|---|")
+    for (event, half), samples in sorted(buckets.items(), key=lambda kv: kv[0][1]):
+        print(
+            f"| {event} | {half / 2:.1f} | {len(samples)} |"
+            f" {statistics.median(samples):.1f} | {percentile(samples, 99):.1f} |"
+        )
 
 
 def configure(env: dict) -> None:
@@ -105,6 +125,7 @@ async def relay(url, members, interval: float, seconds: float, on_start=None):
 
     sent: dict[str, float] = {}
     latencies: dict[str, list[float]] = {event: [] for event in EVENTS}
+    trace = TRACE
 
     async def member(document_id, token, writer, ready):
         try:
@@ -131,14 +152,16 @@ async def relay(url, members, interval: float, seconds: float, on_start=None):
             if writer:
                 doc = Y.YDoc()
                 loop = asyncio.get_running_loop()
-                # Independent writers: each starts at its own moment in the interval
-                # (all at once would measure how long a burst of 500 takes to drain).
-                await asyncio.sleep(random.uniform(0, interval))
+                # Independent writers: each at its own phase in the interval (all at
+                # once would measure how long a burst of 500 takes to drain), on a
+                # fixed timetable, so a stall does not leave them sending in step.
+                at = loop.time() + random.uniform(0, interval)
                 n = 0
                 for event in EVENTS:
-                    end = loop.time() + seconds
-                    while loop.time() < end:
-                        await asyncio.sleep(interval)
+                    end = at + seconds
+                    while at < end:
+                        at += interval
+                        await asyncio.sleep(max(0.0, at - loop.time()))
                         n += 1
                         if event == "ydoc:document:update":
                             before = Y.encode_state_vector(doc)
@@ -155,6 +178,11 @@ async def relay(url, members, interval: float, seconds: float, on_start=None):
                             "ack": 10 + n,
                         }
                         await ws.send(json.dumps(frame))
+                # Stay until every writer is done: the sockets closing are not part
+                # of the measurement.
+                writers_done.append(document_id)
+                while len(writers_done) < len(members):
+                    await asyncio.sleep(0.1)
                 await asyncio.sleep(1.0)
             else:
                 try:
@@ -167,10 +195,14 @@ async def relay(url, members, interval: float, seconds: float, on_start=None):
                             start = sent.get(data["update"] + document_id)
                             if start is not None:
                                 latencies[frame["event"]].append((now - start) * 1000)
+                                trace.append(
+                                    (frame["event"], start, (now - start) * 1000)
+                                )
                 except (TimeoutError, websockets.ConnectionClosed):
                     pass
 
     everyone = asyncio.Event()
+    writers_done: list[str] = []
     tasks, readies = [], []
     for document_id, tokens in members:
         for i, token in enumerate(tokens):
@@ -178,10 +210,15 @@ async def relay(url, members, interval: float, seconds: float, on_start=None):
             readies.append(ready)
             tasks.append(asyncio.create_task(member(document_id, token, i == 0, ready)))
     await asyncio.gather(*(r.wait() for r in readies))
+    # The load generator's own garbage collector would pause every socket of it at
+    # once (1,500 sockets' objects): it does not run while measuring.
+    gc.collect()
+    gc.disable()
     if on_start is not None:
         on_start()
     everyone.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
+    gc.enable()
     failed = [r for r in results if isinstance(r, Exception)]
     if failed:
         print(f"{len(failed)} of {len(tasks)} sockets failed, e.g. {failed[0]!r}")
@@ -203,6 +240,11 @@ def main() -> None:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also print p50/p99 per half second of the relay",
+    )
+    parser.add_argument(
         "--profile",
         metavar="FILE",
         help="record the server with py-spy (pip install py-spy) during the first"
@@ -222,6 +264,7 @@ def main() -> None:
     configure(env)
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
     from rest_framework_simplejwt.tokens import AccessToken
 
     from notes import services
@@ -276,6 +319,11 @@ def main() -> None:
                     + ["-f", "raw", "-o", args.profile, "--nonblocking", "--gil"]
                 )
 
+        # Fresh tables have no planner statistics until autovacuum's first ANALYZE,
+        # which lands mid-run; a database in service has them.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
         latencies, sent = asyncio.run(
             relay(server.ws, members, args.interval, args.seconds, profile)
         )
@@ -299,6 +347,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
         drop_database(args, db_env)
+    if args.timeline and TRACE:
+        print_timeline(TRACE)
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from django.conf import settings
 
 from notes import crdt, services
-from realtime.db import background_db
+from realtime.db import background_db, dedicated_executor
 from realtime.loops import per_loop
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,11 @@ class Documents:
             self.entries.popitem(last=False)
 
 
+# The writer's one thread (and database connection): an update's commit never waits
+# behind saves, compaction or the cleanup worker on the shared pool.
+WRITER_THREAD = dedicated_executor("notes-writer")
+
+
 class UpdateWriter:
     """Group commit: every update that arrives while a write is in flight goes in the
     next one, one transaction for all of them. Each caller gets its own result only
@@ -117,7 +122,7 @@ class UpdateWriter:
         while self.queue:
             batch, self.queue = self.queue, []
             try:
-                seqs = await background_db(services.updates_store)(
+                seqs = await background_db(services.updates_store, WRITER_THREAD)(
                     items=[(n, u, a) for n, u, a, _ in batch]
                 )
             except Exception as exc:

@@ -16,6 +16,14 @@ _executor = ThreadPoolExecutor(
 )
 
 
-def background_db(func):
-    """Wrap a sync ORM function to be awaited from a background task."""
-    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_executor)
+def background_db(func, executor: ThreadPoolExecutor | None = None):
+    """Wrap a sync ORM function to be awaited from a background task; `executor`
+    gives latency-critical work threads (and connections) of its own."""
+    return DatabaseSyncToAsync(
+        func, thread_sensitive=False, executor=executor or _executor
+    )
+
+
+def dedicated_executor(name: str, threads: int = 1) -> ThreadPoolExecutor:
+    """Threads for one kind of work, so it never queues behind the shared pool."""
+    return ThreadPoolExecutor(threads, thread_name_prefix=name)
