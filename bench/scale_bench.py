@@ -208,23 +208,19 @@ class Target:
         # The ceiling's sockets are in its one room from the start.
 
     async def emit_burst(self, room: str, count: int, emitter) -> None:
-        """`count` room emits from server code, all at once."""
+        """`count` room emits from server code, one after another, as fast as it
+        goes. (Not all at once: redis-py 8's asyncio pool fails past 100 concurrent
+        commands, which python-socketio's publish does not survive.)"""
         if self.kind == "ours":
             from realtime import emit
 
-            await asyncio.gather(
-                *(
-                    emit.room_emit(room=room, event="bench", data={"i": i, "pad": PAD})
-                    for i in range(count)
+            for i in range(count):
+                await emit.room_emit(
+                    room=room, event="bench", data={"i": i, "pad": PAD}
                 )
-            )
         elif self.kind == "socketio":
-            await asyncio.gather(
-                *(
-                    emitter.emit("bench", {"i": i, "pad": PAD}, room=room)
-                    for i in range(count)
-                )
-            )
+            for i in range(count):
+                await emitter.emit("bench", {"i": i, "pad": PAD}, room=room)
         else:
             size = len(json.dumps({"event": "bench", "data": {"i": 0, "pad": PAD}}))
             emitter.send(f"bcast {count} {size}")
@@ -233,14 +229,25 @@ class Target:
         """What server code emits with: the socketio write-only manager, or the
         ceiling's control socket (ours needs nothing: realtime.emit)."""
         if self.kind == "socketio":
-            import socketio
-
-            return socketio.AsyncRedisManager(
-                self.redis_url, channel=self.channel, write_only=True
-            )
+            return socketio_emitter(self.redis_url, self.channel)
         if self.kind == "ceiling":
             return await RawSocket.connect(HOST, self.ports[0], "/")
         return None
+
+
+def socketio_emitter(redis_url: str, channel: str):
+    """python-socketio's write-only manager, as server code outside the servers uses
+    it. Its pool gets room for 1,000 connections, as ours does (REDIS_MAX_CONNECTIONS):
+    redis-py 8 fails past the default 100 concurrent commands, and 200 streams
+    publishing at once then lose events ("Cannot publish to redis... giving up")."""
+    import socketio
+
+    return socketio.AsyncRedisManager(
+        redis_url,
+        channel=channel,
+        write_only=True,
+        redis_options={"max_connections": 1000},
+    )
 
 
 async def gather_limited(coros: list, limit: int) -> list:
@@ -344,11 +351,7 @@ def stream_emitter_main(kind: str, plan_path: str, out_path: str) -> None:
             async def send(user_id: int, data: dict) -> None:
                 await emit.user_emit(user_id=user_id, event="events", data=data)
         else:
-            import socketio
-
-            manager = socketio.AsyncRedisManager(
-                plan["redis_url"], channel=plan["channel"], write_only=True
-            )
+            manager = socketio_emitter(plan["redis_url"], plan["channel"])
 
             async def send(user_id: int, data: dict) -> None:
                 await manager.emit("events", data, room=f"user:{user_id}")

@@ -36,6 +36,10 @@ def server_command(server: str, *, host: str, port: int | str, limit: str) -> li
             "--port",
             str(port),
             "--no-access-log",
+            # uvicorn's INFO lines ("connection open", "[accepted]") cost CPU on every
+            # connect and say nothing /metrics does not; warnings and errors remain.
+            "--log-level",
+            "warning",
             "--ws-max-size",
             limit,
             # Compressing every small JSON frame costs more CPU than it saves.

@@ -347,9 +347,7 @@ class RedisState:
 
     async def _run(self, name: str, source: str, *args) -> object:
         client = self.client()
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = client.register_script(source)
+        script = self._script(client, name, source)
         return await script(keys=[], args=[self.p, *args], client=client)
 
     async def session_add(
@@ -360,6 +358,43 @@ class RedisState:
             "add", _ADD, sid, user_id, instance_id, channel, time.time()
         )
         return added == 1
+
+    async def session_register(
+        self,
+        *,
+        sid: str,
+        user_id: int,
+        instance_id: str,
+        channel: str,
+        room: str,
+        route: bool,
+    ) -> bool:
+        """session_add, route_add (if `route`) and room_join in one pipeline: one
+        round trip per connect instead of three (each costs ~0.2 ms of CPU here,
+        the largest part of an authenticated connect)."""
+        client = self.client()
+        pipe = client.pipeline(transaction=False)
+        # With a pipeline as client, a script call queues EVALSHA (awaited, not sent).
+        await self._script(client, "add", _ADD)(
+            keys=[],
+            args=[self.p, sid, user_id, instance_id, channel, time.time()],
+            client=pipe,
+        )
+        if route:
+            pipe.sadd(f"{self.p}:rt:{room}", channel)
+            pipe.sadd(f"{self.p}:i:{instance_id}:routes", room)
+            pipe.incr(f"{self.p}:routes:version")
+        await self._script(client, "join", _JOIN)(
+            keys=[], args=[self.p, room, sid], client=pipe
+        )
+        results = await pipe.execute()
+        return results[0] == 1
+
+    def _script(self, client, name: str, source: str):
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = client.register_script(source)
+        return script
 
     async def session_remove(self, *, sid: str) -> RemovedSession | None:
         """Forget a session and its room memberships."""

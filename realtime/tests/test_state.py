@@ -69,6 +69,27 @@ async def test_rooms_track_sessions_and_users(store):
     assert await store.room_sessions(room="channel:9") == {"b1"}
 
 
+async def test_session_register_is_add_route_and_join_together(store):
+    registered = await store.session_register(
+        sid="s1", user_id=3, instance_id="i1", channel="c1", room="user:3", route=True
+    )
+    assert registered is True
+    assert (await store.session_get(sid="s1")).channel == "c1"
+    assert await store.online_user_ids() == {3}
+    assert await store.room_sessions(room="user:3") == {"s1"}
+    assert await store.session_rooms(sid="s1") == {"user:3"}
+    assert await store.routes_for(rooms=["user:3"]) == {"user:3": {"c1"}}
+    # A second session of the user on the same instance: the route is already there.
+    registered = await store.session_register(
+        sid="s2", user_id=3, instance_id="i1", channel="c1", room="user:3", route=False
+    )
+    assert registered is False
+    assert await store.room_sessions(room="user:3") == {"s1", "s2"}
+    assert await store.routes_for(rooms=["user:3"]) == {"user:3": {"c1"}}
+    removed = await store.session_remove(sid="s1")
+    assert removed.rooms == ["user:3"]
+
+
 async def test_unknown_session_cannot_join(store):
     assert await store.room_join(room="r", sid="ghost") is False
     assert await store.room_sessions(room="r") == set()
