@@ -20,7 +20,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from realtime import state as state_module
 from realtime.hub import stop_hub
-from realtime.launcher import ServerProcess, free_port
+from realtime.launcher import Fleet
 from realtime.settings import redis_channel_layer
 from realtime.wire import dumps, loads
 
@@ -280,38 +280,43 @@ def database_env() -> dict[str, str]:
     return {"DATABASE_URL": f"postgres://{auth}@{host}:{port}/{s['NAME']}"}
 
 
-@pytest.fixture
-def cluster(redis_settings, redis_prefix, settings, request):
-    """Two instances, daphne and uvicorn, on the test database and the real Redis."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    env = {
+def cluster_env(redis_prefix: str, secret_key: str) -> dict:
+    """Environment of the server processes the cluster tests start."""
+    return {
         "REDIS_URL": REDIS_TEST_URL,
         "REDIS_KEY_PREFIX": redis_prefix,
-        "SECRET_KEY": settings.SECRET_KEY,
+        "SECRET_KEY": secret_key,
         "INSTANCE_TTL": str(INSTANCE_TTL),
         "PRESENCE_INTERVAL": "0.5",
         "MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
         "LOG_LEVEL": "DEBUG",
         **database_env(),
     }
+
+
+@pytest.fixture
+def cluster(redis_settings, redis_prefix, settings, request):
+    """Two instances, daphne and uvicorn, on the test database and the real Redis,
+    each with its in-process worker (the launcher's Fleet without a separate one)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    env = cluster_env(redis_prefix, settings.SECRET_KEY)
     marker = request.node.get_closest_marker("cluster_env")
     if marker is not None:
         env.update({k: str(v) for k, v in marker.kwargs.items()})
-    servers = []
+    fleet = Fleet(
+        env=env,
+        servers=["daphne", "uvicorn"],
+        worker=False,
+        log_dir=ARTIFACTS,
+        name=request.node.name,
+    )
     try:
-        for i, server in ((1, "daphne"), (2, "uvicorn")):
-            log = ARTIFACTS / f"{request.node.name}-instance{i}.log"
-            log.unlink(missing_ok=True)
-            process = ServerProcess(
-                port=free_port(), env=env, server=server, log_path=log
-            )
-            servers.append(process.start())
-        yield servers
+        fleet.start()
+        yield fleet.instances
     finally:
-        for server in servers:
-            server.terminate()
+        fleet.stop()
     # Tokens travel only in the first frame and are never logged (JWTs start "eyJ").
-    for server in servers:
+    for server in fleet.instances:
         assert "eyJ" not in server.log_path.read_text(errors="replace")
 
 

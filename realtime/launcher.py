@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -18,6 +19,47 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def server_command(server: str, *, host: str, port: int | str, limit: str) -> list[str]:
+    """Arguments after `python -m` that serve realtime.asgi with daphne or uvicorn.
+
+    The one place the servers' flags live: the launcher, scripts and
+    docker-compose.yml (checked by test_deploy) all run these.
+    """
+    if server == "uvicorn":
+        return [
+            "uvicorn",
+            "realtime.asgi:application",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--no-access-log",
+            # uvicorn's INFO lines ("connection open", "[accepted]") cost CPU on every
+            # connect and say nothing /metrics does not; warnings and errors remain.
+            "--log-level",
+            "warning",
+            "--ws-max-size",
+            limit,
+            # Compressing every small JSON frame costs more CPU than it saves.
+            "--ws-per-message-deflate",
+            "false",
+        ]
+    if server == "daphne":
+        return [
+            "daphne",
+            "-b",
+            host,
+            "-p",
+            str(port),
+            "--websocket-max-message-size",
+            limit,
+            "--websocket-max-frame-size",
+            limit,
+            "realtime.asgi:application",
+        ]
+    raise ValueError(f"unknown ASGI server {server!r}")
 
 
 @dataclass
@@ -47,38 +89,11 @@ class ServerProcess:
             or os.environ.get("MAX_FRAME_BYTES")
             or 1024 * 1024
         )
-        if self.server == "uvicorn":
-            cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "realtime.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-                "--ws-max-size",
-                limit,
-                # Compressing every small JSON frame costs more CPU than it saves.
-                "--ws-per-message-deflate",
-                "false",
-            ]
-        else:
-            cmd = [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "--websocket-max-message-size",
-                limit,
-                "--websocket-max-frame-size",
-                limit,
-                "realtime.asgi:application",
-            ]
+        cmd = [
+            sys.executable,
+            "-m",
+            *server_command(self.server, host="127.0.0.1", port=self.port, limit=limit),
+        ]
         env = {**os.environ, **self.env}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
@@ -117,3 +132,107 @@ class ServerProcess:
             return self.proc.returncode if self.proc else None
         self.proc.kill()
         return self.proc.wait()
+
+
+@dataclass
+class WorkerProcess:
+    """The cleanup worker on its own: `manage.py realtime_worker`."""
+
+    env: dict[str, str]
+    log_path: Path | None = None
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self, timeout: float = 30.0) -> "WorkerProcess":
+        """Start the worker and wait until it says it runs."""
+        if self.log_path is None:
+            handle, name = tempfile.mkstemp(prefix="realtime-worker-", suffix=".log")
+            os.close(handle)
+            self.log_path = Path(name)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "manage.py", "realtime_worker"],
+                cwd=BASE_DIR,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}")
+            if b" running" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError("worker did not start")
+
+    terminate = ServerProcess.terminate
+    kill = ServerProcess.kill
+
+
+@dataclass
+class Fleet:
+    """The compose topology without Docker: N server processes plus one worker.
+
+    Every process gets the same environment (so the same SECRET_KEY, Redis and
+    database); with a separate worker the servers' in-process workers are off, as in
+    docker-compose.yml. `servers` names the ASGI server of each instance.
+    """
+
+    env: dict[str, str]
+    servers: list[str] = field(default_factory=lambda: ["uvicorn", "uvicorn"])
+    ports: list[int] | None = None
+    worker: bool = True
+    log_dir: Path | None = None
+    name: str = "fleet"
+    instances: list[ServerProcess] = field(default_factory=list)
+    worker_process: WorkerProcess | None = None
+
+    def _log(self, suffix: str) -> Path | None:
+        if self.log_dir is None:
+            return None
+        path = self.log_dir / f"{self.name}-{suffix}.log"
+        path.unlink(missing_ok=True)
+        return path
+
+    def start(self) -> "Fleet":
+        """Start every instance (each healthy before the next), then the worker."""
+        ports = self.ports or [free_port() for _ in self.servers]
+        if len(ports) != len(self.servers):
+            raise ValueError("one port per server")
+        env = dict(self.env)
+        if self.worker:
+            env["WORKER_IN_PROCESS"] = "false"
+        try:
+            for i, (server, port) in enumerate(
+                zip(self.servers, ports, strict=True), start=1
+            ):
+                process = ServerProcess(
+                    port=port,
+                    env=env,
+                    server=server,
+                    log_path=self._log(f"instance{i}"),
+                )
+                self.instances.append(process)
+                process.start()
+            if self.worker:
+                self.worker_process = WorkerProcess(
+                    env=env, log_path=self._log("worker")
+                ).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every process gracefully (SIGTERM, then SIGKILL after a grace)."""
+        if self.worker_process is not None:
+            self.worker_process.terminate()
+        for process in self.instances:
+            process.terminate()
+
+    def __enter__(self) -> "Fleet":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -61,6 +61,20 @@ class StateStore(Protocol):
     ) -> bool:
         """Record a session; True when its user just came online."""
 
+    async def session_register(
+        self,
+        *,
+        sid: str,
+        user_id: int,
+        instance_id: str,
+        channel: str,
+        room: str,
+        route: bool,
+    ) -> bool:
+        """session_add, then route_add of `room` to `channel` if `route`, then
+        room_join of `room`: what every new socket needs, in one round trip.
+        True when the user just came online."""
+
     async def session_remove(self, *, sid: str) -> RemovedSession | None:
         """Forget a session and its room memberships; None if it was not known."""
 

@@ -77,6 +77,26 @@ class MemoryState:
         if record is not None:
             record.last_seen = time.time()
 
+    async def session_register(
+        self,
+        *,
+        sid: str,
+        user_id: int,
+        instance_id: str,
+        channel: str,
+        room: str,
+        route: bool,
+    ) -> bool:
+        """Record a session, route its first room here if asked, put it in the room;
+        True when its user just came online."""
+        came_online = await self.session_add(
+            sid=sid, user_id=user_id, instance_id=instance_id, channel=channel
+        )
+        if route:
+            await self.route_add(room=room, channel=channel, instance_id=instance_id)
+        await self.room_join(room=room, sid=sid)
+        return came_online
+
     async def room_join(self, *, room: str, sid: str) -> bool:
         """Put a known session in a room."""
         if sid not in self.sessions:

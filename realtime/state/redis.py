@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import NoScriptError
 
 from realtime.state.base import (
     ReapedInstance,
@@ -347,9 +348,7 @@ class RedisState:
 
     async def _run(self, name: str, source: str, *args) -> object:
         client = self.client()
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = client.register_script(source)
+        script = self._script(client, name, source)
         return await script(keys=[], args=[self.p, *args], client=client)
 
     async def session_add(
@@ -360,6 +359,53 @@ class RedisState:
             "add", _ADD, sid, user_id, instance_id, channel, time.time()
         )
         return added == 1
+
+    async def session_register(
+        self,
+        *,
+        sid: str,
+        user_id: int,
+        instance_id: str,
+        channel: str,
+        room: str,
+        route: bool,
+    ) -> bool:
+        """session_add, route_add (if `route`) and room_join in one pipeline: one
+        round trip per connect instead of three (each costs ~0.2 ms of CPU here,
+        the largest part of an authenticated connect)."""
+        client = self.client()
+        add = self._script(client, "add", _ADD)
+        join = self._script(client, "join", _JOIN)
+        for attempt in (1, 2):
+            # EVALSHA directly: a pipeline given Script objects first asks SCRIPT
+            # EXISTS, a second round trip on every connect.
+            pipe = client.pipeline(transaction=False)
+            pipe.evalsha(
+                add.sha, 0, self.p, sid, user_id, instance_id, channel, time.time()
+            )
+            if route:
+                pipe.sadd(f"{self.p}:rt:{room}", channel)
+                pipe.sadd(f"{self.p}:i:{instance_id}:routes", room)
+                pipe.incr(f"{self.p}:routes:version")
+            pipe.evalsha(join.sha, 0, self.p, room, sid)
+            try:
+                results = await pipe.execute()
+            except NoScriptError:
+                # Redis lost its scripts (a restart): load them, run it all again
+                # (every step is idempotent but the version bump, which is harmless).
+                if attempt == 2:
+                    raise
+                await client.script_load(_ADD)
+                await client.script_load(_JOIN)
+                continue
+            return results[0] == 1
+        raise AssertionError("unreachable")
+
+    def _script(self, client, name: str, source: str):
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = client.register_script(source)
+        return script
 
     async def session_remove(self, *, sid: str) -> RemovedSession | None:
         """Forget a session and its room memberships."""

@@ -5,7 +5,8 @@ import uuid
 
 import pytest
 
-from conftest import REDIS_TEST_URL
+from conftest import REDIS_TEST_URL, PrivateRedis
+from realtime.launcher import free_port
 from realtime.state import MemoryState, RedisState
 
 
@@ -67,6 +68,51 @@ async def test_rooms_track_sessions_and_users(store):
     assert removed.rooms == ["channel:9"]
     assert await store.room_user_ids(room="channel:9") == {2}
     assert await store.room_sessions(room="channel:9") == {"b1"}
+
+
+async def test_session_register_is_add_route_and_join_together(store):
+    registered = await store.session_register(
+        sid="s1", user_id=3, instance_id="i1", channel="c1", room="user:3", route=True
+    )
+    assert registered is True
+    assert (await store.session_get(sid="s1")).channel == "c1"
+    assert await store.online_user_ids() == {3}
+    assert await store.room_sessions(room="user:3") == {"s1"}
+    assert await store.session_rooms(sid="s1") == {"user:3"}
+    assert await store.routes_for(rooms=["user:3"]) == {"user:3": {"c1"}}
+    # A second session of the user on the same instance: the route is already there.
+    registered = await store.session_register(
+        sid="s2", user_id=3, instance_id="i1", channel="c1", room="user:3", route=False
+    )
+    assert registered is False
+    assert await store.room_sessions(room="user:3") == {"s1", "s2"}
+    assert await store.routes_for(rooms=["user:3"]) == {"user:3": {"c1"}}
+    removed = await store.session_remove(sid="s1")
+    assert removed.rooms == ["user:3"]
+
+
+@pytest.mark.redis
+async def test_session_register_reloads_scripts_redis_lost():
+    # A private redis-server: SCRIPT FLUSH must not touch the shared one.
+    private = PrivateRedis(free_port())
+    private.start()
+    store = RedisState(url=f"redis://127.0.0.1:{private.port}/0", prefix="rt-test")
+    try:
+        await store.session_add(sid="s0", user_id=1, instance_id="i1", channel="c1")
+        await store.client().script_flush()  # as after a Redis restart
+        await store.session_register(
+            sid="s1",
+            user_id=2,
+            instance_id="i1",
+            channel="c1",
+            room="user:2",
+            route=True,
+        )
+        assert await store.room_sessions(room="user:2") == {"s1"}
+        assert await store.online_user_ids() == {1, 2}
+    finally:
+        await store.close()
+        private.kill()
 
 
 async def test_unknown_session_cannot_join(store):

@@ -1,0 +1,79 @@
+"""Run the compose topology on this machine: N server processes and one worker."""
+
+import os
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from realtime.launcher import Fleet
+from realtime.management.commands._common import fleet_mode
+
+
+class Command(BaseCommand):
+    help = (
+        "Start N server instances on the given ports plus one cleanup worker (the "
+        "servers' in-process workers off), against REDIS_URL (or REDIS_SENTINELS) and "
+        "DATABASE_URL, like docker-compose.yml without Docker. Stops on SIGTERM/SIGINT."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--ports",
+            default="8001,8002",
+            help="comma-separated ports, one instance each (default 8001,8002)",
+        )
+        parser.add_argument(
+            "--server",
+            choices=["uvicorn", "daphne"],
+            default="uvicorn",
+            help="ASGI server of every instance (default uvicorn, the faster here)",
+        )
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="no separate worker: each server runs its in-process worker instead",
+        )
+
+    def handle(self, *args, **options):
+        if not fleet_mode():
+            raise CommandError(
+                "Set REDIS_URL (or REDIS_SENTINELS): instances share rooms and "
+                "presence only through Redis."
+            )
+        try:
+            ports = [int(p) for p in options["ports"].split(",") if p.strip()]
+        except ValueError:
+            raise CommandError("--ports takes comma-separated numbers") from None
+        if not ports:
+            raise CommandError("--ports names no port")
+        call_command("migrate", verbosity=0, interactive=False)
+        # Every process must sign and check tokens with the same key.
+        env = {"SECRET_KEY": os.environ.get("SECRET_KEY") or settings.SECRET_KEY}
+        fleet = Fleet(
+            env=env,
+            servers=[options["server"]] * len(ports),
+            ports=ports,
+            worker=not options["no_worker"],
+        )
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        fleet.start()
+        try:
+            for process in fleet.instances:
+                self.stdout.write(f"{process.server} on {process.http} ({process.ws})")
+            if fleet.worker_process is not None:
+                self.stdout.write(f"worker pid {fleet.worker_process.proc.pid}")
+            self.stdout.flush()
+            while not stop.wait(0.5):
+                for process in fleet.instances:
+                    if process.proc.poll() is not None:
+                        raise CommandError(
+                            f"instance on port {process.port} exited with "
+                            f"{process.proc.returncode}"
+                        )
+        finally:
+            fleet.stop()

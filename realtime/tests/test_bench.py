@@ -1,0 +1,47 @@
+"""The scale benchmark's harness works (a tiny run against every kind of server).
+Measurements, not tests: nothing here checks a speed."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REDIS_TEST_URL
+from realtime.launcher import BASE_DIR
+
+pytestmark = [pytest.mark.cluster]
+
+
+def test_every_scenario_runs_against_every_target(tmp_path):
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, "bench/scale_bench.py", "--database", "sqlite"]
+        + ["--redis-url", REDIS_TEST_URL, "--json", str(out)]
+        + ["--targets", "ours-uvicorn,socketio,ceiling", "--clients", "12"]
+        + ["--messages", "4", "--streams", "4", "--tokens", "6"]
+        + ["--solo-clients", "3", "--solo-messages", "10"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for name in ("ours-uvicorn", "socketio", "ceiling"):
+        got = results[name]
+        assert got["connects"]["count"] == 12
+        assert got["connects"]["per_second"] > 0
+        assert got["memory"]["connections"] == 12
+        assert got["fanout_1"]["deliveries"] == 4 * 12
+        assert got["fanout_1"]["per_second"] > 0
+    for name in ("ours-uvicorn", "socketio"):
+        got = results[name]
+        assert got["fanout_2"]["deliveries"] == 4 * 12
+        assert got["solo"]["messages"] == 10
+        assert got["streaming"]["events"] == 4 * 6
+        assert got["streaming"]["p99_ms"] >= got["streaming"]["p50_ms"] > 0
+    assert "fanout_2" not in results["ceiling"]
+    # The report compares ours with python-socketio.
+    assert "| fan-out, 1 instance (deliveries/s) |" in result.stdout
+    assert "ours-uvicorn / socketio" in result.stdout
