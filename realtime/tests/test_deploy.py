@@ -1,5 +1,6 @@
 """docker-compose.yml and nginx.conf stay in step with the code (no Docker here)."""
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -125,3 +126,19 @@ def test_the_image_installs_the_requirements(services):
     dockerfile = (ROOT / build["context"] / build["dockerfile"]).read_text()
     assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
     assert "python:3.11" in dockerfile
+
+
+def test_the_image_builds_the_notes_demos_yjs_bundle(services):
+    # The bundle is never committed: the image must build it like scripts/js.sh, to
+    # the place the notes page loads it from.
+    build = services["app1"]["build"]
+    dockerfile = (ROOT / build["context"] / build["dockerfile"]).read_text()
+    js = (ROOT / "scripts" / "js.sh").read_text()
+    bundle = re.search(r'out="([^"]+)"', js).group(1)
+    package = json.loads((ROOT / "package.json").read_text())
+    assert f"--outfile={bundle}" in package["scripts"]["build"]
+    assert "npm ci" in dockerfile and "npm run build" in dockerfile
+    vendor = str(Path(bundle).parent)
+    assert re.search(rf"COPY --from=\w+ /app/{vendor}/ {vendor}/", dockerfile)
+    page = (ROOT / "realtime/static/realtime/demo/notes.js").read_text()
+    assert Path(bundle).name in page
