@@ -251,7 +251,7 @@ class Hub:
             session = self.sessions.get(message["sid"])
             if session is not None:
                 session.push(message["frame"])
-                metrics.EVENTS_OUT.labels(message.get("event", UNKNOWN)).inc()
+                metrics.events_out(message.get("event", UNKNOWN)).inc()
         elif kind == "room.enter":
             for session in self.local_sessions_of(message["user_ids"]):
                 await self.join(session, message["room"])
@@ -293,7 +293,7 @@ class Hub:
                 session.push(frame)
                 sent += 1
         if sent:
-            metrics.EVENTS_OUT.labels(message.get("event", UNKNOWN)).inc(sent)
+            metrics.events_out(message.get("event", UNKNOWN)).inc(sent)
         emitted_at = message.get("t")
         if emitted_at is not None:
             metrics.EMIT_LATENCY.observe(max(time.time() - emitted_at, 0.0))

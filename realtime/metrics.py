@@ -1,8 +1,11 @@
 """Prometheus metrics of this process, served at /metrics (realtime.api.metrics).
 
 Each server process (and each `realtime_worker`) has its own registry; Prometheus
-scrapes every instance. Label values are bounded: event names are registered names
-(anything else counts as `(unknown)`), error codes come from realtime.errors.
+scrapes every instance. Label values are bounded: incoming event names are registered
+names (anything else counts as `(unknown)`); outgoing ones are free (server code and
+`POST /api/realtime/emit/` name them), so only the first MAX_OUT_EVENT_NAMES names get
+their own label and later ones count as `(other)`; error codes come from
+realtime.errors.
 """
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -72,3 +75,18 @@ LEADERSHIP_CHANGES = Counter(
 )
 
 UNKNOWN_EVENT = "(unknown)"
+
+
+# Outgoing event names with a label of their own; more would grow every scrape.
+MAX_OUT_EVENT_NAMES = 200
+OTHER_EVENT = "(other)"
+_out_names: set[str] = set()
+
+
+def events_out(event: str):
+    """The events-out counter of an event name, bounded (see the module docstring)."""
+    if event not in _out_names:
+        if len(_out_names) >= MAX_OUT_EVENT_NAMES:
+            return EVENTS_OUT.labels(OTHER_EVENT)
+        _out_names.add(event)
+    return EVENTS_OUT.labels(event)

@@ -82,7 +82,7 @@ class Session:
     def emit(self, event: str, data: Any) -> None:
         """Send an event to this socket only."""
         self.push(wire.event_frame(event, data))
-        metrics.EVENTS_OUT.labels(event).inc()
+        metrics.events_out(event).inc()
 
     async def _write(self) -> None:
         try:

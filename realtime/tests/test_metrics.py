@@ -84,3 +84,24 @@ async def test_served_over_http_by_the_server(ws, make_user):
         if line.startswith("realtime_connections ")
     )
     assert float(line.split()[1]) >= 1
+
+
+def test_outgoing_event_names_are_bounded(monkeypatch):
+    # Admins name emitted events freely: after the cap they share one label.
+    from realtime import metrics
+
+    monkeypatch.setattr(metrics, "MAX_OUT_EVENT_NAMES", 3)
+    monkeypatch.setattr(metrics, "_out_names", set())
+    for i in range(10):
+        metrics.events_out(f"bounded-{i}").inc()
+    metrics.events_out("bounded-0").inc()  # a name with a label keeps it
+    names = {
+        sample.labels["event"]
+        for family in REGISTRY.collect()
+        if family.name == "realtime_events_out"
+        for sample in family.samples
+        if sample.labels.get("event", "").startswith("bounded-")
+    }
+    assert names == {"bounded-0", "bounded-1", "bounded-2"}
+    assert value("realtime_events_out_total", event="bounded-0") == 2
+    assert value("realtime_events_out_total", event="(other)") >= 7
