@@ -81,6 +81,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test database, and before it is dropped, the connections the
+    background database threads (realtime.db) opened to it are closed: otherwise
+    PostgreSQL refuses to drop a database "being accessed by other users"."""
+    yield
+    from realtime.db import close_connections
+
+    close_connections()
+
+
 @pytest.fixture(autouse=True)
 def _no_worker_in_process(settings):
     """In-process tests start hubs without the cleanup worker (tests of the worker run
