@@ -45,6 +45,23 @@ class SentinelSetup:
     replica_port: int
     port: int  # the sentinel's
 
+    def wait_knows_replica(self, timeout: float = 20) -> None:
+        """Until Sentinel lists the replica as a healthy replica of the master."""
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + timeout
+        while True:
+            replicas = client.sentinel_slaves(MASTER)
+            if any(
+                int(r["port"]) == self.replica_port
+                and not (
+                    {"s_down", "o_down", "disconnected"} & set(r["flags"].split(","))
+                )
+                for r in replicas
+            ):
+                return
+            assert time.monotonic() < deadline, f"Sentinel never saw it: {replicas}"
+            time.sleep(0.1)
+
     def master_port(self) -> int:
         """The port Sentinel names as the master now."""
         return int(
@@ -183,6 +200,9 @@ async def test_fleet_carries_on_after_a_sentinel_failover(
             while replica.info("replication").get("master_link_status") != "up":
                 assert time.monotonic() < deadline, "replica never synced"
                 time.sleep(0.05)
+            # Sentinel learns of replicas from the master's INFO, every 10 s: a master
+            # killed before that leaves it no replica to promote (seen in CI).
+            sentinel.wait_knows_replica()
             sentinel.master.kill()
             deadline = time.monotonic() + 30
             while sentinel.master_port() != sentinel.replica_port:
