@@ -31,7 +31,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.stream_bench import drop_database, percentile, prepare_database  # noqa: E402
+from bench.stream_bench import (  # noqa: E402
+    add_service_args,
+    drop_database,
+    percentile,
+    prepare_database,
+)
 
 # The relay phases, one after the other on the same sockets: document updates (checked,
 # stored durably, then relayed) and awareness updates (relayed only, no database).
@@ -232,13 +237,7 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=500)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument(
-        "--database", choices=["postgres", "sqlite"], default="postgres"
-    )
-    parser.add_argument(
-        "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    add_service_args(parser)
     parser.add_argument(
         "--timeline",
         action="store_true",

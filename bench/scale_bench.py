@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.rawws import RawSocket  # noqa: E402
 from bench.stream_bench import (  # noqa: E402
+    add_service_args,
     configure,
     cpu_seconds,
     drop_database,
@@ -609,13 +610,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--tps", type=float, default=50.0)
     parser.add_argument("--tokens", type=int, default=250)
-    parser.add_argument(
-        "--database", choices=["postgres", "sqlite"], default="postgres"
-    )
-    parser.add_argument(
-        "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    add_service_args(parser)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--stream-emitter", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()

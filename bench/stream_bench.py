@@ -125,6 +125,18 @@ def configure(env: dict) -> None:
     django.setup()
 
 
+def add_service_args(parser) -> None:
+    """The options every benchmark shares: which database, and where the services
+    are (prepare_database reads them)."""
+    parser.add_argument(
+        "--database", choices=["postgres", "sqlite"], default="postgres"
+    )
+    parser.add_argument(
+        "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+
+
 def prepare_database(args, env: dict) -> dict:
     """A fresh database for the run; returns the env that points at it."""
     if args.database == "postgres":
@@ -230,13 +242,7 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=50.0)
     parser.add_argument("--tokens", type=int, default=250)
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
-    parser.add_argument(
-        "--database", choices=["postgres", "sqlite"], default="postgres"
-    )
-    parser.add_argument(
-        "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    add_service_args(parser)
     parser.add_argument("--flush-interval", type=float, default=0.25)
     parser.add_argument(
         "--worker", nargs=2, metavar=("PLAN", "OUT"), help=argparse.SUPPRESS
