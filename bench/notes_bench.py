@@ -2,11 +2,16 @@
 
     .venv/bin/python bench/notes_bench.py --history 10000 --clients 1500 --documents 500
 
+0. Checks: what the server spends per update on bytes from a client before storing
+   them: the structural walk (notes/yjs_format.py, pure Python) and the apply in the
+   CRDT host process (one round trip to the child), for a keystroke, a paste and a
+   whole 10,000-update state; beside them, pycrdt decoding the same bytes in process
+   (what the check in front of it costs relative to the decoder itself).
 1. Join: a note gets `--history` updates through the same services the socket path
    uses (compaction checked every 25 updates, as there). Reported: the server-side time
    to build the joiner's state (median of 50) with compaction, and without it (the
-   whole log replayed); and the client-observed ydoc:document:join round trip against
-   a real uvicorn server.
+   whole log replayed), both in the CRDT host; and the client-observed
+   ydoc:document:join round trip against a real uvicorn server.
 2. Relay: `--clients` sockets in `--documents` documents (Redis layer, PostgreSQL).
    In every document one client sends an update per `--interval` seconds, starting at
    a random moment within the first interval; latency runs from just before the send
@@ -87,9 +92,46 @@ def time_state(note, runs: int = 50) -> float:
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        services.document_state(note=note)
+        services.document_merged(note=note)
         samples.append((time.perf_counter() - start) * 1000)
     return statistics.median(samples)
+
+
+def median_us(function, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - start) * 1e6)
+    return statistics.median(samples)
+
+
+def check_costs(note) -> list[tuple[str, str]]:
+    """Per-update cost of the checks on client bytes, in microseconds (median)."""
+    import pycrdt
+
+    from notes import crdt, crdt_proxy, services
+
+    state, _, _ = services.document_merged(note=note)
+    doc = crdt.doc_from([state])
+    keystroke = crdt.text_update(doc, crdt.doc_text(doc) + "x")
+    paste = crdt.text_update(doc, crdt.doc_text(doc) + "lorem ipsum " * 90)
+    host = crdt_proxy.CrdtHost("bench")
+    host.call("apply", "doc", [state], True)
+    rows = []
+    for name, update in (("keystroke", keystroke), ("paste", paste), ("state", state)):
+        walk = median_us(lambda u=update: crdt_proxy.update_check(u), 2000)
+        apply = median_us(lambda u=update: host.call("apply", "doc", [u], True), 500)
+        native = median_us(lambda u=update: pycrdt.Doc().apply_update(u), 500)
+        rows.append(
+            (
+                f"check of a {name} ({len(update):,} B): walk / host apply /"
+                " pycrdt in process",
+                f"{walk:.1f} / {apply:.1f} / {native:.1f} us",
+            )
+        )
+    host.close()
+    return rows
 
 
 async def join_round_trip(
@@ -125,8 +167,10 @@ async def join_round_trip(
 async def relay(url, members, interval: float, seconds: float, on_start=None):
     """members: list of (document_id, [token, ...]); the first token writes. Writers
     start once every member has joined, so the connect storm is not measured."""
+    import pycrdt
     import websockets
-    import y_py as Y
+
+    from notes.yjs_format import awareness_update
 
     sent: dict[str, float] = {}
     latencies: dict[str, list[float]] = {event: [] for event in EVENTS}
@@ -155,7 +199,8 @@ async def relay(url, members, interval: float, seconds: float, on_start=None):
             ready.set()
             await everyone.wait()
             if writer:
-                doc = Y.YDoc()
+                doc = pycrdt.Doc()
+                text = doc.get("content", type=pycrdt.Text)
                 loop = asyncio.get_running_loop()
                 # Independent writers: each at its own phase in the interval (all at
                 # once would measure how long a burst of 500 takes to drain), on a
@@ -169,12 +214,13 @@ async def relay(url, members, interval: float, seconds: float, on_start=None):
                         await asyncio.sleep(max(0.0, at - loop.time()))
                         n += 1
                         if event == "ydoc:document:update":
-                            before = Y.encode_state_vector(doc)
-                            with doc.begin_transaction() as txn:
-                                doc.get_text("content").insert(txn, 0, "x")
-                            payload = Y.encode_state_as_update(doc, before)
+                            before = doc.get_state()
+                            text.insert(0, "x")
+                            payload = doc.get_update(before)
                         else:
-                            payload = f"cursor {n}".encode()
+                            payload = awareness_update(
+                                doc.client_id, n, json.dumps({"cursor": {"anchor": n}})
+                            )
                         update = base64.b64encode(bytes(payload)).decode()
                         sent[update + document_id] = time.time()
                         frame = {
@@ -280,6 +326,7 @@ def main() -> None:
         raw = services.note_create(owner=owner, title="raw log")
         build_history(raw, args.history, compact=False)
         rows.append(("history", f"{args.history} updates"))
+        rows.extend(check_costs(compacted))
         rows.append(
             (
                 "join state, compacted (server, median)",

@@ -11,7 +11,8 @@ import hashlib
 import logging
 import weakref
 
-from notes import crdt, services
+from notes import crdt_proxy, services
+from notes.crdt_proxy import Refused
 from notes.documents import notes
 from realtime import emit, events
 from realtime.db import background_db
@@ -106,10 +107,9 @@ async def document_join(session, payload: DocRef) -> dict:
 
 
 async def _send_state(session, document_id: str, note_id: str) -> None:
-    entry = (await notes().documents.load([note_id])).get(note_id)
-    if entry is None:
+    state = await notes().documents.state(note_id)
+    if state is None:
         raise EventError(NOT_FOUND, "no such note")
-    state = crdt.doc_state(entry.doc)
     sessions = await emit.room_sessions(room=doc_room(document_id))
     session.emit(
         "ydoc:document:state",
@@ -137,21 +137,29 @@ async def document_state(session, payload: DocRef) -> None:
 
 @on("ydoc:document:update", schema=DocUpdate)
 async def document_update(session, payload: DocUpdate) -> dict:
-    """Check, store durably, then relay an update (needs write access)."""
+    """Check, apply, store durably, then relay an update (needs write access)."""
     room = _require_room(session, payload.document_id)
     if _access.get(session, {}).get(payload.document_id) != services.WRITE:
         raise EventError(FORBIDDEN, "read-only access to this note")
     note_id = _note_id(payload.document_id)
     update = _decode(payload.update)
-    try:
-        crdt.update_check(update)
-    except crdt.InvalidUpdate as exc:
-        raise EventError(BAD_REQUEST, f"not a Yjs update: {exc}") from None
     here = notes()
-    seq = await here.writer.store(note_id, update, session.user_id)
+    try:
+        crdt_proxy.update_check(update)
+        entry = await here.documents.apply_client(note_id, update)
+    except Refused as exc:
+        raise EventError(BAD_REQUEST, f"not a Yjs update: {exc}") from None
+    except LookupError:
+        raise EventError(NOT_FOUND, "no such note") from None
+    try:
+        seq = await here.writer.store(note_id, update, session.user_id)
+    except BaseException:
+        await here.documents.forget(note_id)  # applied, not stored: rebuild it
+        raise
     if seq is None:
+        await here.documents.forget(note_id)
         raise EventError(NOT_FOUND, "no such note")
-    here.documents.applied(note_id, seq, update)
+    here.documents.stored(note_id, seq, entry)
     await emit.room_emit(
         room=room,
         event="ydoc:document:update",
@@ -171,7 +179,10 @@ async def document_update(session, payload: DocUpdate) -> dict:
 async def awareness_update(session, payload: DocUpdate) -> None:
     """Relay cursors and selections to the others, as the session's user."""
     room = _require_room(session, payload.document_id)
-    _decode(payload.update)
+    try:
+        crdt_proxy.awareness_check(_decode(payload.update))
+    except Refused as exc:
+        raise EventError(BAD_REQUEST, f"not an awareness update: {exc}") from None
     await emit.room_emit(
         room=room,
         event="ydoc:awareness:update",

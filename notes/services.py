@@ -9,10 +9,11 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from notes import crdt
+from notes import crdt_proxy
+from notes.crdt_proxy import shared_host
 from notes.models import Note, NoteGrant, NoteSnapshot, NoteUpdate
 from realtime import emit
-from realtime.errors import FORBIDDEN, NOT_FOUND, EventError
+from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, EventError
 from realtime.rooms import doc_room, note_room
 
 READ, WRITE = "read", "write"
@@ -52,8 +53,18 @@ def note_list_for(*, user) -> list[Note]:
     )
 
 
+def _require_text(content: str) -> None:
+    """A document's text is Unicode: lone UTF-16 surrogates (which JSON can carry)
+    are refused, as the CRDT and PostgreSQL would refuse them."""
+    try:
+        content.encode()
+    except UnicodeEncodeError:
+        raise EventError(BAD_REQUEST, "content holds a lone surrogate") from None
+
+
 def note_create(*, owner, title: str, content: str = "") -> Note:
     """Create a note; its document is seeded from `content` when first opened."""
+    _require_text(content)
     return Note.objects.create(owner=owner, title=title or "Untitled", content=content)
 
 
@@ -142,64 +153,87 @@ def _seed(note_id: str) -> bytes | None:
         return None
     if NoteSnapshot.objects.filter(note=note).exists():
         return None
-    seed = crdt.seed_update(note.content)
+    # Text stored before the check above may hold lone surrogates: seed what shows.
+    text = note.content.encode(errors="replace").decode()
+    seed = shared_host().call("seed", text)
     if seed:
         NoteUpdate.objects.create(note=note, update=seed, author=None)
     return seed
 
 
-def document_state(*, note: Note) -> bytes:
-    """The whole document as one update (built from the database)."""
-    return crdt.doc_state(crdt.doc_from(document_updates(note=note)))
+def document_merged(*, note: Note) -> tuple[bytes, str, int]:
+    """(state, text, clock) of the note's document, built from the database."""
+    return crdt_proxy.merge(shared_host(), document_updates(note=note))
 
 
 def documents_fetch(*, known: dict[str, tuple[int | None, set[int]]]) -> dict:
-    """What several cached documents lack, in four queries whatever their number.
+    """What several cached documents lack, in a handful of queries whatever their
+    number.
 
     `known` maps note id -> (snapshot marker the cache holds, update ids it applied).
     Returns note id -> {"marker", "state" (the snapshot, only when its marker
     changed), "ids" (every update id in the log), "updates" [(id, bytes)] (only those
     not applied yet)}; notes that do not exist are left out. Notes with content and no
     document are seeded here.
+
+    The answer is one consistent cut: each statement of a READ COMMITTED transaction
+    sees its own moment, so a compaction committed between reading the markers and
+    reading the log would hide the updates it merged (gone from the log, and not in a
+    snapshot we thought unchanged). The markers are read again at the end, and the
+    fetch is repeated when any of them moved; a compaction always moves its note's
+    marker (ids are never reused).
     """
     if not known:
         return {}
+    for _ in range(FETCH_ATTEMPTS):
+        with transaction.atomic():
+            result, markers = _documents_read(known)
+            if _markers(list(result)) == markers:
+                return result
+    raise RuntimeError("notes kept compacting while being read")
+
+
+# A fetch that met a concurrent compaction is repeated; meeting one every time means
+# something compacts in a loop.
+FETCH_ATTEMPTS = 10
+
+
+def _markers(ids: list[str]) -> dict[str, int]:
+    return dict(
+        NoteSnapshot.objects.filter(note_id__in=ids).values_list(
+            "note_id", "last_update_id"
+        )
+    )
+
+
+def _documents_read(known: dict[str, tuple[int | None, set[int]]]):
     ids = list(known)
-    with transaction.atomic():
-        exists = set(Note.objects.filter(id__in=ids).values_list("id", flat=True))
-        markers = dict(
-            NoteSnapshot.objects.filter(note_id__in=ids).values_list(
-                "note_id", "last_update_id"
+    exists = set(Note.objects.filter(id__in=ids).values_list("id", flat=True))
+    markers = _markers(ids)
+    log: dict[str, list[int]] = {}
+    for note_id, update_id in NoteUpdate.objects.filter(note_id__in=ids).values_list(
+        "note_id", "id"
+    ):
+        log.setdefault(note_id, []).append(update_id)
+    for note_id in exists - set(markers) - set(log):
+        if _seed(note_id):
+            log[note_id] = list(
+                NoteUpdate.objects.filter(note_id=note_id).values_list("id", flat=True)
             )
-        )
-        log: dict[str, list[int]] = {}
-        for note_id, update_id in NoteUpdate.objects.filter(
-            note_id__in=ids
-        ).values_list("note_id", "id"):
-            log.setdefault(note_id, []).append(update_id)
-        for note_id in exists - set(markers) - set(log):
-            if _seed(note_id):
-                log[note_id] = list(
-                    NoteUpdate.objects.filter(note_id=note_id).values_list(
-                        "id", flat=True
-                    )
-                )
-        changed = [n for n in exists if markers.get(n) != known[n][0]]
-        states = dict(
-            NoteSnapshot.objects.filter(note_id__in=changed).values_list(
-                "note_id", "state"
-            )
-        )
-        wanted = [i for n in exists for i in log.get(n, ()) if i not in known[n][1]]
-        updates: dict[str, list] = {}
-        if wanted:
-            for update_id, note_id, update in (
-                NoteUpdate.objects.filter(id__in=wanted)
-                .order_by("id")
-                .values_list("id", "note_id", "update")
-            ):
-                updates.setdefault(note_id, []).append((update_id, bytes(update)))
-    return {
+    changed = [n for n in exists if markers.get(n) != known[n][0]]
+    states = dict(
+        NoteSnapshot.objects.filter(note_id__in=changed).values_list("note_id", "state")
+    )
+    wanted = [i for n in exists for i in log.get(n, ()) if i not in known[n][1]]
+    updates: dict[str, list] = {}
+    if wanted:
+        for update_id, note_id, update in (
+            NoteUpdate.objects.filter(id__in=wanted)
+            .order_by("id")
+            .values_list("id", "note_id", "update")
+        ):
+            updates.setdefault(note_id, []).append((update_id, bytes(update)))
+    result = {
         n: {
             "marker": markers.get(n),
             "state": bytes(states[n]) if n in states else None,
@@ -208,11 +242,13 @@ def documents_fetch(*, known: dict[str, tuple[int | None, set[int]]]) -> dict:
         }
         for n in exists
     }
+    return result, {n: m for n, m in markers.items() if n in exists}
 
 
 def update_store(*, note: Note, update: bytes, author_id: int | None) -> int:
-    """Check and store one update durably; returns its sequence number."""
-    crdt.update_check(update)
+    """Store one update made on the server (a REST edit) durably; returns its
+    sequence number. Clients' updates take the socket path (notes/documents.py),
+    which checks and applies them first."""
     return NoteUpdate.objects.create(note=note, update=update, author_id=author_id).id
 
 
@@ -246,34 +282,34 @@ def contents_store(*, contents: dict[str, tuple[str, int]]) -> None:
     """Store notes' content (text, document clock) built from their documents, in one
     transaction and one batched statement; a note whose content came from a bigger
     document keeps it (the condition is in the UPDATE, so it holds under
-    concurrency)."""
+    concurrency).
+
+    A document's text may hold NUL characters (Yjs takes any string), which
+    PostgreSQL text cannot store: in `content`, a plain-text mirror of the document,
+    they become U+FFFD. The document itself keeps them."""
     table = connection.ops.quote_name(Note._meta.db_table)
     sql = (
         f"UPDATE {table} SET content = %s, content_clock = %s"
         " WHERE id = %s AND content_clock < %s"
     )
-    rows = [(text, clock, n, clock) for n, (text, clock) in contents.items()]
+    rows = [
+        (text.replace("\x00", "\ufffd"), clock, n, clock)
+        for n, (text, clock) in contents.items()
+    ]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
-
-
-def content_save(*, note_id: str) -> str:
-    """Rebuild the note's content from its document (in the database) and store it."""
-    note = Note.objects.get(id=note_id)
-    doc = crdt.doc_from(document_updates(note=note))
-    text = crdt.doc_text(doc)
-    contents_store(contents={note_id: (text, crdt.doc_clock(doc))})
-    return text
 
 
 def content_replace(*, note: Note, content: str, author_id: int) -> bytes:
     """Turn the document's text into `content` (REST edits); returns the update to
     relay to open editors, already stored."""
-    doc = crdt.doc_from(document_updates(note=note))
-    update = crdt.text_update(doc, content)
+    _require_text(content)
+    update, text, clock = crdt_proxy.text_update(
+        shared_host(), document_updates(note=note), content
+    )
     if update:
         update_store(note=note, update=update, author_id=author_id)
-    contents_store(contents={note.id: (crdt.doc_text(doc), crdt.doc_clock(doc))})
+    contents_store(contents={note.id: (text, clock)})
     return update
 
 
@@ -296,10 +332,12 @@ def compact(*, note_id: str) -> int:
         if not rows:
             return 0
         head = [bytes(snapshot.state)] if snapshot else []
-        doc = crdt.doc_from(head + [bytes(u) for _, u in rows])
+        state, _, _ = crdt_proxy.merge(
+            shared_host(), head + [bytes(u) for _, u in rows]
+        )
         last = rows[-1][0]
         NoteSnapshot.objects.update_or_create(
-            note=note, defaults={"state": crdt.doc_state(doc), "last_update_id": last}
+            note=note, defaults={"state": state, "last_update_id": last}
         )
         # Only the rows read above: while we hold the note's row lock no insert can
         # commit (its foreign-key check waits on the lock), and rows not committed

@@ -240,6 +240,17 @@ OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 30.0)
 NOTE_COMPACT_THRESHOLD = env_int("NOTE_COMPACT_THRESHOLD", 200)
 # A note's content follows its document within this many seconds of an update.
 NOTE_SAVE_DELAY = env_float("NOTE_SAVE_DELAY", 0.5)
+# Structs one Yjs update may hold. Typing makes one per keystroke and a paste one per
+# paste; a client catching up after being offline sends more. Integrating structs that
+# conflict costs the CRDT quadratic time, so this bounds the work one frame can cause.
+NOTE_UPDATE_MAX_STRUCTS = env_int("NOTE_UPDATE_MAX_STRUCTS", 10000)
+# pycrdt runs in a child process per server process (notes/crdt_host.py): a call that
+# takes longer than this is taken for a hang and the child is replaced. Merging a
+# 10,000-update log takes about 0.1 s.
+NOTE_CRDT_TIMEOUT = env_float("NOTE_CRDT_TIMEOUT", 10.0)
+# Address space of that child; an update that makes pycrdt exceed it ends the child,
+# never the server.
+NOTE_CRDT_MEMORY_MB = env_int("NOTE_CRDT_MEMORY_MB", 2048)
 # Yjs documents each process keeps in memory (least recently used are dropped).
 NOTE_DOCUMENT_CACHE = env_int("NOTE_DOCUMENT_CACHE", 1000)
 # Streamed text is written to the database at most this often per message (seconds).

@@ -1,0 +1,133 @@
+"""Fuzzing real server processes with Yjs bytes: 10,000 random and mutated updates
+(truncated and bit-flipped real ones, huge varints, the crafted killers) and 2,000
+awareness updates go to each server (uvicorn, then daphne). Each process must live, keep
+its peak memory bounded, answer every frame (an ack, or `bad_request` for the refused),
+store exactly what it accepted, and go on serving everyone else: the fuzzer's own
+socket, an editor of another note, and an editor of the fuzzed note on the other
+instance, who gets every accepted update relayed."""
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from channels.db import database_sync_to_async
+
+from conftest import http_get, token_for
+from notes.models import NoteUpdate
+from notes.tests import fuzzing
+from notes.tests.factories import note_shared
+from notes.tests.yclient import RemoteEditor, SandboxedReader
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+UPDATES, AWARENESS = 10_000, 2_000
+WINDOW = 64  # frames in flight at once
+# Peak RSS a server may gain while fuzzed: its document, caches and buffers, not the
+# gigabytes a decoder trusting a length would take.
+MAX_GROWTH_MB = 150
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def blast(editor: RemoteEditor, event: str, inputs: list[bytes]) -> dict:
+    """Send every input as `event` with an ack, WINDOW at a time; count the replies
+    by outcome ("ok" or the error code)."""
+    outcomes: dict[str, int] = {}
+    pending: set[asyncio.Future] = set()
+
+    async def one(data: bytes) -> None:
+        frame = {
+            "document_id": editor.document_id,
+            "update": base64.b64encode(data).decode(),
+        }
+        reply = await editor.call(event, frame, timeout=30)
+        key = "ok" if "data" in reply else reply["error"]["code"]
+        outcomes[key] = outcomes.get(key, 0) + 1
+
+    for data in inputs:
+        if len(pending) >= WINDOW:
+            done, pending = await asyncio.wait(pending, return_when="FIRST_COMPLETED")
+            for future in done:
+                future.result()
+        pending.add(asyncio.ensure_future(one(data)))
+    for future in asyncio.as_completed(pending):
+        await future
+    return outcomes
+
+
+@pytest.fixture
+async def team(make_user):
+    make = database_sync_to_async(make_user)
+    return [await make(name) for name in ("alice", "bob", "carol")]
+
+
+@pytest.mark.cluster_env(
+    FRAME_RATE=1_000_000,
+    FRAME_BURST=1_000_000,
+    MAX_FRAME_BYTES=1024 * 1024,
+    NOTE_COMPACT_THRESHOLD=10**9,
+)
+@pytest.mark.timeout(600)
+async def test_fuzzed_yjs_bytes_never_hurt_a_server(cluster, team):
+    alice, bob, carol = team
+    corpus = fuzzing.real_updates()
+    for index, server in enumerate(reversed(cluster)):  # uvicorn, then daphne
+        other = cluster[0] if server is cluster[1] else cluster[1]
+        good_id = await note_shared(alice, [], content="precious text")
+        fuzz_id = await note_shared(bob, [carol])
+        keeper = await RemoteEditor.open(server.ws, alice, good_id)
+        watcher = await SandboxedReader.open(other.ws, carol, fuzz_id)
+        fuzzer = await RemoteEditor.open(server.ws, bob, fuzz_id)
+        before = peak_rss_mb(server.proc.pid)
+
+        updates = list(fuzzing.mutants(corpus, UPDATES, seed=10 + index))
+        outcomes = await blast(fuzzer, "ydoc:document:update", updates)
+        assert set(outcomes) <= {"ok", "bad_request"}, outcomes
+        assert sum(outcomes.values()) == UPDATES
+        assert outcomes["ok"] > 500 and outcomes["bad_request"] > 5000, outcomes
+        awareness = list(fuzzing.awareness_mutants(AWARENESS, seed=20 + index))
+        aware = await blast(fuzzer, "ydoc:awareness:update", awareness)
+        assert set(aware) <= {"ok", "bad_request"} and aware.get("bad_request"), aware
+
+        # The process lived, its memory stayed bounded, and it serves as before.
+        assert server.proc.poll() is None
+        growth = peak_rss_mb(server.proc.pid) - before
+        assert growth < MAX_GROWTH_MB, f"peak RSS grew {growth:.0f} MB"
+        status, _ = await asyncio.to_thread(
+            http_get, f"{server.http}/healthz", token_for(alice)
+        )
+        assert status == 200
+        # Exactly the accepted updates were stored.
+        stored = await database_sync_to_async(
+            NoteUpdate.objects.filter(note_id=fuzz_id).count
+        )()
+        assert stored == outcomes["ok"]
+        # Everyone else is unharmed: the fuzzer's socket still answers, the other
+        # note's editor types on, and the fuzzed note's other editor, on the other
+        # instance, got every accepted update relayed, and nothing else.
+        await fuzzer.insert(0, "fuzzer still here ")
+        await keeper.insert(len("precious text"), "!")
+        fresh = await RemoteEditor.open(server.ws, alice, good_id)
+        assert fresh.joined_text == keeper.text == "precious text!"
+        joiner = await SandboxedReader.open(server.ws, carol, fuzz_id)
+        assert "fuzzer still here " in joiner.joined_text
+        for _ in range(100):
+            if watcher.relayed == outcomes["ok"] + 1:
+                break
+            await asyncio.sleep(0.1)
+        assert watcher.relayed == outcomes["ok"] + 1
+        for editor in (keeper, watcher, fuzzer, fresh, joiner):
+            await editor.close()
+    # Nothing the fuzz sent was written to a log line as a crash.
+    for server in cluster:
+        log = server.log_path.read_text(errors="replace")
+        assert "Traceback" not in log, log[-2000:]
+        assert json.dumps("internal") not in log
