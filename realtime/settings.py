@@ -61,7 +61,8 @@ CSRF_TRUSTED_ORIGINS = [o for o in ALLOWED_ORIGINS if o != "*"]
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # django.contrib.admin, with users listed under auth (realtime/admin_site.py).
+    "realtime.admin_site.RealtimeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
