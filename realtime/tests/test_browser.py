@@ -80,6 +80,15 @@ class Tab:
                 else None
             ),
         )
+        # A page must not ask for anything that is not there (e.g. /favicon.ico).
+        page.on(
+            "response",
+            lambda r: (
+                self.errors.append(f"response: {r.status} {r.url}")
+                if r.status == 404
+                else None
+            ),
+        )
 
     async def open(self, url: str) -> "Tab":
         """Load a demo page and wait until its script is ready and connected."""
