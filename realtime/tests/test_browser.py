@@ -227,6 +227,18 @@ async def test_two_editors_converge_and_see_each_others_cursor(browser, server, 
     await expect(a.page.locator("#cursors .caret[data-user='Bob']")).to_be_visible()
     await expect(b.page.locator("#cursors .caret[data-user='Alice']")).to_be_visible()
 
+    # Bob selects "A start": Alice sees it in Bob's colour, translucent (not the
+    # default yellow of an invalid colour).
+    await b.page.keyboard.press("Home")
+    for _ in range(7):
+        await b.page.keyboard.press("Shift+ArrowRight")
+    selection = a.page.locator("#cursors mark[data-user='Bob']")
+    await expect(selection).to_have_text("A start", timeout=WAIT_MS)
+    caret = a.page.locator("#cursors .caret[data-user='Bob']")
+    bob_rgb = await caret.evaluate("n => getComputedStyle(n).borderLeftColor")
+    mark_bg = await selection.evaluate("n => getComputedStyle(n).backgroundColor")
+    assert mark_bg == bob_rgb.replace("rgb(", "rgba(").replace(")", ", 0.2)")
+
     # The server's copy converged too (the note's content follows within 0.5 s).
     deadline = time.monotonic() + 10
     while True:

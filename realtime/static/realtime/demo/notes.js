@@ -22,6 +22,15 @@ const REMOTE = "server"; // transaction origin of what came over the socket
 const COLORS = ["#d33", "#27c", "#2a2", "#c6c", "#e80", "#099"];
 const myColor = COLORS[me.id % COLORS.length];
 
+/** A user's colour, translucent, for their selection; colours are #rgb or #rrggbb. */
+function tint(color, alpha = 0.2) {
+  const hex = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(color)?.[1];
+  if (!hex) return `color-mix(in srgb, ${color} ${alpha * 100}%, transparent)`;
+  const full = hex.length === 3 ? [...hex].map((c) => c + c).join("") : hex;
+  const [r, g, b] = [0, 2, 4].map((i) => Number.parseInt(full.slice(i, i + 2), 16));
+  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
+
 function toBase64(bytes) {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -199,7 +208,7 @@ class Editor {
       );
       parts.push(
         selector
-          ? el("mark", { style: `background:${selector.user.color}33`, dataset: { user: selector.user.name } }, chunk)
+          ? el("mark", { style: `background:${tint(selector.user.color)}`, dataset: { user: selector.user.name } }, chunk)
           : chunk,
       );
     });
