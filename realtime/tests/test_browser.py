@@ -249,16 +249,18 @@ async def test_two_editors_converge_and_see_each_others_cursor(browser, server, 
     assert stored["content"] == want
     await a.shot("notes")
 
-    # Alice makes Bob a reader: his page hears note:access, joins again, read-only.
-    status, _ = http_post(
-        f"{server.http}/api/notes/{note['id']}/share/",
-        {"user_id": bob.id, "permission": "read"},
-        token,
-    )
-    assert status == 200
+    # Alice makes Bob a reader with the share form: a notice, not an error; his page
+    # hears note:access, joins again, read-only.
+    await a.page.select_option("#share-user", str(bob.id))
+    await a.page.select_option("#share select[name=permission]", "read")
+    await a.page.click("#share button[type=submit]")
+    await expect(a.page.locator("#log")).to_have_text("Shared.", timeout=WAIT_MS)
+    await expect(a.page.locator("#log")).to_have_class("notice")
     await expect(b.page.locator("#editor")).to_have_attribute(
         "readonly", "", timeout=WAIT_MS
     )
+    await a.page.click("#editor")  # the share form had the focus
+    await a.page.keyboard.press("End")
     await a.page.keyboard.type("?")
     await expect(b.page.locator("#editor")).to_have_value(want + "?", timeout=WAIT_MS)
     a.assert_no_errors()
