@@ -119,7 +119,7 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     tab = await ws(user)
     client = AuthedAsyncClient(user)
     response = await client.post(
-        f"/api/chats/{chat.id}/completions/",  # with or without the trailing slash
+        f"/api/chats/{chat.id}/completions",
         {"prompt": "hello there", "tokens": 8, "tokens_per_second": 200},
     )
     assert response.status_code == 202
@@ -184,3 +184,26 @@ async def test_a_titled_chat_keeps_its_title(ws, make_user):
         pass
     await asyncio.sleep(0.05)
     assert (await database_sync_to_async(Chat.objects.get)(pk=chat.id)).title == "Mine"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_trailing_slash_on_completions_or_stop_is_no_endpoint(make_user):
+    user = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    client = AuthedAsyncClient(user)
+    body = {"prompt": "long", "tokens": 1000, "tokens_per_second": 50}
+    refused = await client.post(f"/api/chats/{chat.id}/completions/", body)
+    assert (refused.status_code, refused.json()["error"]) == (
+        404,
+        {"code": "not_found", "message": "no such endpoint"},
+    )
+    assert await tasks.list_tasks() == []
+    assert await database_sync_to_async(Message.objects.count)() == 0
+    task_id = (await client.post(f"/api/chats/{chat.id}/completions", body)).json()[
+        "task_id"
+    ]
+    refused = await client.post(f"/api/tasks/{task_id}/stop/")
+    assert refused.status_code == 404
+    assert refused.json()["error"]["message"] == "no such endpoint"
+    assert [t.task_id for t in await tasks.list_tasks()] == [task_id]
+    assert (await client.post(f"/api/tasks/{task_id}/stop")).json() == {"stopped": True}
