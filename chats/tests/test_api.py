@@ -1,6 +1,7 @@
 """REST for chats, completions and tasks."""
 
 import asyncio
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -127,6 +128,11 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     assert set(body) == {"task_id", "chat_id", "message_id"}
     listed = await client.get("/api/tasks/")
     assert [t["id"] for t in listed.json()] == [body["task_id"]]
+    (task,) = listed.json()
+    assert task["item_id"] == chat.id
+    # Unix time in seconds, a number (not an ISO string).
+    assert type(task["created_at"]) is float
+    assert abs(task["created_at"] - time.time()) < 60
     kinds, pieces = [], []
     while "chat:completion" not in kinds:
         event = (await tab.recv_event("events"))["data"]
