@@ -1,4 +1,8 @@
-"""REST for channels. A channel someone is not a member of is 404 to them."""
+"""REST for channels. A channel someone is not a member of is 404 to them.
+
+Every view checks the path's objects (404), then what the caller may do (403), then
+the body (400): the order of docs/protocol.md §9, the same on every endpoint.
+"""
 
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -59,6 +63,9 @@ class ChannelMemberAddApi(APIView):
         user_id = serializers.IntegerField()
 
     def post(self, request, channel_id: str):
+        services.channel_member_add_check(
+            actor_id=request.user.id, channel_id=channel_id
+        )
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         member = services.channel_member_add(
@@ -126,7 +133,9 @@ class ChannelMessageDetailApi(APIView):
         content = serializers.CharField(max_length=services.MAX_MESSAGE_CHARS)
 
     def patch(self, request, channel_id: str, message_id: int):
-        services.membership_get(channel_id=channel_id, user_id=request.user.id)
+        services.message_edit_check(
+            actor=request.user, channel_id=channel_id, message_id=message_id
+        )
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         message = services.message_edit(
