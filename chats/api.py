@@ -12,6 +12,7 @@ from chats.fake_model import MODEL_ID
 from chats.generation import generation_run
 from chats.models import DEFAULT_TITLE, Chat, Message
 from realtime import tasks
+from realtime.api.fields import StrictCharField, StrictFloatField, StrictIntegerField
 from realtime.errors import NOT_FOUND, EventError
 
 
@@ -44,7 +45,7 @@ class ChatListCreateApi(APIView):
     """GET /api/chats/: my chats; POST: create one."""
 
     class InputSerializer(serializers.Serializer):
-        title = serializers.CharField(
+        title = StrictCharField(
             max_length=255, required=False, allow_blank=True, default=DEFAULT_TITLE
         )
 
@@ -75,11 +76,11 @@ class ChatCompletionApi(APIView):
     """POST /api/chats/{id}/completions: start a fake-model answer as a task."""
 
     class InputSerializer(serializers.Serializer):
-        prompt = serializers.CharField(max_length=10_000)
+        prompt = StrictCharField(max_length=10_000)
         model = serializers.ChoiceField(choices=[MODEL_ID], default=MODEL_ID)
-        message_id = serializers.CharField(max_length=64, required=False)
-        tokens = serializers.IntegerField(min_value=1, max_value=5000, required=False)
-        tokens_per_second = serializers.FloatField(
+        message_id = StrictCharField(max_length=64, required=False)
+        tokens = StrictIntegerField(min_value=1, max_value=5000, required=False)
+        tokens_per_second = StrictFloatField(
             min_value=0.1, max_value=10_000, required=False
         )
 

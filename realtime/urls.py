@@ -32,7 +32,7 @@ urlpatterns = [
     path("api/users/", views.UserListApi.as_view(), name="user_list"),
     path("api/users/online/", views.OnlineUsersApi.as_view(), name="users_online"),
     path(
-        "api/users/<int:user_id>/disconnect/",
+        "api/users/<str:user_id>/disconnect/",
         views.UserDisconnectApi.as_view(),
         name="user_disconnect",
     ),
