@@ -314,8 +314,17 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A client may wrongly put a token in a URL: no line shows a query string
+    # (uvicorn's own loggers get the same filter in realtime.logs).
+    "filters": {"redact_query_strings": {"()": "realtime.logs.RedactQueryStrings"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_query_strings"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # Access logs of daphne/uvicorn would print URLs; we never put tokens in URLs.
+    # runserver's access log (daphne's runserver) would print a line per request.
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
