@@ -108,7 +108,8 @@ class ChatCompletionApi(APIView):
             prompt=v["prompt"],
             tokens=v.get("tokens") or settings.FAKE_MODEL_TOKENS,
             tokens_per_second=v.get("tokens_per_second") or settings.FAKE_MODEL_TPS,
-            # Like Open WebUI, a chat is named after its first prompt, not renamed.
+            # Only a chat still called "New Chat" is named after the answer (and so
+            # after its first prompt); a title the user gave is kept.
             set_title=chat.title == DEFAULT_TITLE,
         )
         # Runs on the server's event loop (async_to_sync from a view thread), so the

@@ -285,7 +285,11 @@ class EventEmitter:
             await stream.apply(write, drop_pending=content is not None)
             if title:
                 await stream.apply(
-                    partial(services.chat_set_title, chat_id=self.chat_id, title=title)
+                    partial(
+                        services.chat_title_from_answer,
+                        chat_id=self.chat_id,
+                        title=title,
+                    )
                 )
             if done:
                 await self.close()

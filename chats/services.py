@@ -113,6 +113,14 @@ def chat_set_title(*, chat_id: str, title: str) -> int:
     )
 
 
+def chat_title_from_answer(*, chat_id: str, title: str) -> int:
+    """Name a chat after an answer, only if its title is still the default one: a
+    title the user gave is kept (Open WebUI's clients create chats as "New Chat")."""
+    return Chat.objects.filter(id=chat_id, title=DEFAULT_TITLE).update(
+        title=str(title)[:255], updated_at=timezone.now()
+    )
+
+
 def chat_set_tags(*, chat_id: str, tags: list) -> int:
     """Replace a chat's tags."""
     return Chat.objects.filter(id=chat_id).update(tags=tags, updated_at=timezone.now())

@@ -57,7 +57,24 @@ async def test_every_event_type_is_persisted(ws, make_user, make_chat, settings)
     await emit({"type": "chat:completion", "data": {"done": True, "title": "Final"}})
     message = await message_of(chat, "m1")
     assert (message.content, message.done) == ("Again and more", True)
-    assert (await chat_of(chat.id)).title == "Final"
+    # chat:title renamed it, so the answer's title does not (see the next test).
+    assert (await chat_of(chat.id)).title == "Greeting"
+
+
+@pytest.mark.parametrize(
+    "title, kept", [("New Chat", False), ("First chat", True)], ids=["default", "own"]
+)
+async def test_an_answers_title_names_only_a_chat_with_the_default_title(
+    make_user, make_chat, title, kept
+):
+    user = await database_sync_to_async(make_user)()
+    chat = await make_chat(user, title=title)
+    emit = get_event_emitter(user.id, chat.id, "m1")
+    await emit({"type": "chat:completion", "data": {"done": True, "title": "Answer"}})
+    assert (await chat_of(chat.id)).title == (title if kept else "Answer")
+    # An explicit chat:title always renames.
+    await emit({"type": "chat:title", "data": "Renamed"})
+    assert (await chat_of(chat.id)).title == "Renamed"
 
 
 async def test_completion_content_is_the_final_content(make_user, make_chat):
