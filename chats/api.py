@@ -2,7 +2,6 @@
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import transaction
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -89,18 +88,18 @@ class ChatCompletionApi(APIView):
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
-        with transaction.atomic():
-            question = Message.objects.create(
-                chat=chat, role=Message.Role.USER, content=v["prompt"], done=True
+        try:
+            _, answer = services.chat_prompt_add(
+                user_id=request.user.id,
+                chat_id=chat.id,
+                prompt=v["prompt"],
+                model=v["model"],
+                answer_id=v.get("message_id"),
             )
-            fields = {"parent_id": question.message_id, "model": v["model"]}
-            if v.get("message_id"):
-                if chat.messages.filter(message_id=v["message_id"]).exists():
-                    raise serializers.ValidationError({"message_id": ["already used"]})
-                fields["message_id"] = v["message_id"]
-            answer = Message.objects.create(
-                chat=chat, role=Message.Role.ASSISTANT, **fields
-            )
+        except services.MessageIdTaken:
+            raise serializers.ValidationError(
+                {"message_id": ["already used"]}
+            ) from None
         coro = generation_run(
             user_id=request.user.id,
             chat_id=chat.id,

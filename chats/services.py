@@ -33,6 +33,52 @@ def chat_get_for(*, user_id: int, chat_id: str) -> Chat:
     return chat
 
 
+class MessageIdTaken(Exception):
+    """The chat already has a message with the id asked for."""
+
+
+def chat_prompt_add(
+    *,
+    user_id: int,
+    chat_id: str,
+    prompt: str,
+    model: str,
+    answer_id: str | None = None,
+) -> tuple[Message, Message]:
+    """Store a prompt and the empty answer that will stream into it.
+
+    The prompt goes under the chat's last message (the previous answer; nothing for
+    the first prompt), so the chat is one thread. The chat row is locked meanwhile,
+    so two prompts at once still chain one after the other."""
+    with transaction.atomic():
+        chat = (
+            Chat.objects.select_for_update()
+            .filter(id=chat_id, owner_id=user_id)
+            .first()
+        )
+        if chat is None:
+            raise EventError(NOT_FOUND, "no such chat")
+        if answer_id and chat.messages.filter(message_id=answer_id).exists():
+            raise MessageIdTaken(answer_id)
+        last = chat.messages.order_by("-created_at", "-id").first()
+        question = Message.objects.create(
+            chat=chat,
+            role=Message.Role.USER,
+            content=prompt,
+            done=True,
+            parent_id=last.message_id if last else None,
+        )
+        fields = {"message_id": answer_id} if answer_id else {}
+        answer = Message.objects.create(
+            chat=chat,
+            role=Message.Role.ASSISTANT,
+            parent_id=question.message_id,
+            model=model,
+            **fields,
+        )
+    return question, answer
+
+
 def message_ensure(
     *, user_id: int, chat_id: str, message_id: str, role: str = "assistant", **fields
 ) -> Message:

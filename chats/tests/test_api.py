@@ -213,3 +213,35 @@ async def test_a_trailing_slash_on_completions_or_stop_is_no_endpoint(make_user)
     assert refused.json()["error"]["message"] == "no such endpoint"
     assert [t.task_id for t in await tasks.list_tasks()] == [task_id]
     assert (await client.post(f"/api/tasks/{task_id}/stop")).json() == {"stopped": True}
+
+
+async def until_no_task(client) -> None:
+    """Wait for the user's generations to end."""
+    for _ in range(200):
+        if (await client.get("/api/tasks/")).json() == []:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the generation did not end")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_follow_up_prompt_goes_under_the_previous_answer(make_user):
+    user = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    client = AuthedAsyncClient(user)
+    fast = {"tokens": 2, "tokens_per_second": 1000}
+    answers = []
+    for prompt in ("first question", "second question"):
+        started = await client.post(
+            f"/api/chats/{chat.id}/completions", {"prompt": prompt, **fast}
+        )
+        answers.append(started.json()["message_id"])
+        await until_no_task(client)
+    messages = (await client.get(f"/api/chats/{chat.id}/")).json()["messages"]
+    # One thread, in order: each message's parent is the one before it.
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 2
+    assert [m["parent_id"] for m in messages] == [None] + [
+        m["message_id"] for m in messages[:-1]
+    ]
+    assert [messages[1]["message_id"], messages[3]["message_id"]] == answers
+    assert messages[2]["content"] == "second question"
