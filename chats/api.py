@@ -9,29 +9,15 @@ from rest_framework.views import APIView
 from chats import services
 from chats.fake_model import MODEL_ID
 from chats.generation import generation_run
-from chats.models import DEFAULT_TITLE, Chat, Message
+from chats.models import DEFAULT_TITLE, Chat
 from realtime import tasks
 from realtime.api.fields import StrictCharField, StrictFloatField, StrictIntegerField
 from realtime.errors import NOT_FOUND, EventError
 
 
-class MessageOutput(serializers.ModelSerializer):
-    class Meta:
-        model = Message
-        fields = [
-            "message_id",
-            "parent_id",
-            "role",
-            "model",
-            "content",
-            "status_history",
-            "embeds",
-            "files",
-            "sources",
-            "done",
-            "created_at",
-            "updated_at",
-        ]
+class MessageOutput(serializers.Serializer):
+    def to_representation(self, instance):
+        return services.message_summary(instance)
 
 
 class ChatOutput(serializers.ModelSerializer):

@@ -4,6 +4,7 @@ Streaming writes are single UPDATE statements on one message row: text is append
 SQL (no read-modify-write of the content, never of the whole chat).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -12,7 +13,12 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from chats.models import DEFAULT_TITLE, Chat, Message
+from realtime import emit
 from realtime.errors import NOT_FOUND, EventError
+
+# The `events` type that carries a stored prompt to every session of its user: Open
+# WebUI's front end sets a message's content from it (its chat:message flow).
+PROMPT_EVENT = "chat:message"
 
 
 def chat_create(
@@ -76,7 +82,41 @@ def chat_prompt_add(
             model=model,
             **fields,
         )
+        prompt_event = {
+            "chat_id": chat.id,
+            "message_id": question.message_id,
+            "data": {"type": PROMPT_EVENT, "data": message_summary(question)},
+        }
+        # Every tab of the user shows the prompt, not only the one that sent it.
+        transaction.on_commit(
+            lambda: emit.user_emit_sync(
+                user_id=user_id, event="events", data=prompt_event
+            )
+        )
     return question, answer
+
+
+def message_summary(message: Message) -> dict:
+    """A message as REST and the prompt event give it (docs/protocol.md §9)."""
+    return {
+        "message_id": message.message_id,
+        "parent_id": message.parent_id,
+        "role": message.role,
+        "model": message.model,
+        "content": message.content,
+        "status_history": message.status_history,
+        "embeds": message.embeds,
+        "files": message.files,
+        "sources": message.sources,
+        "done": message.done,
+        "created_at": _iso(message.created_at),
+        "updated_at": _iso(message.updated_at),
+    }
+
+
+def _iso(at: datetime) -> str:
+    # As DRF writes the chat rows' times: ISO 8601 in UTC with a "Z".
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def message_ensure(

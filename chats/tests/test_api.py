@@ -139,7 +139,9 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
         kinds.append(event["type"])
         if event["type"] == "message":
             pieces.append(event["data"]["content"])
-    assert kinds[:3] == ["status", "source", "status"] and len(pieces) == 8
+    # The prompt first (every tab shows it), then the answer's events.
+    assert kinds[:4] == ["chat:message", "status", "source", "status"]
+    assert len(pieces) == 8
     await asyncio.sleep(0.05)
     answer = await database_sync_to_async(Message.objects.get)(
         chat=chat, message_id=body["message_id"]
@@ -245,3 +247,31 @@ async def test_a_follow_up_prompt_goes_under_the_previous_answer(make_user):
     ]
     assert [messages[1]["message_id"], messages[3]["message_id"]] == answers
     assert messages[2]["content"] == "second question"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_prompt_reaches_every_session_of_the_user(ws, make_user):
+    user = await database_sync_to_async(make_user)()
+    other = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    sender, other_tab, stranger = await ws(user), await ws(user), await ws(other)
+    client = AuthedAsyncClient(user)
+    started = await client.post(
+        f"/api/chats/{chat.id}/completions",
+        {"prompt": "hello everyone", "tokens": 2, "tokens_per_second": 1000},
+    )
+    await until_no_task(client)
+    stored = (await client.get(f"/api/chats/{chat.id}/")).json()["messages"]
+    prompt = stored[0]
+    for tab in (sender, other_tab):
+        # The prompt comes first, as Open WebUI's chat:message: the stored message.
+        first = await tab.recv_event("events")
+        assert first == {
+            "chat_id": chat.id,
+            "message_id": prompt["message_id"],
+            "data": {"type": "chat:message", "data": {**prompt}},
+        }
+        assert first["data"]["data"]["role"] == "user"
+        answer = await tab.recv_event("events")
+        assert answer["message_id"] == started.json()["message_id"]
+    assert await stranger.nothing(0.2)

@@ -296,6 +296,9 @@ async def test_chat_streams_to_two_tabs_stops_and_usage_is_live(
     for tab in (first, second):
         text = await tab.page.locator("article.assistant .content").inner_text()
         assert text == stored["content"]
+        # Both tabs show the same conversation: the prompt too, not only the answer.
+        prompt = tab.page.locator("article.user .content")
+        await expect(prompt).to_have_text("What is streaming?")
     await first.shot("chat")
 
     # A long answer, stopped from the second tab.
@@ -306,6 +309,13 @@ async def test_chat_streams_to_two_tabs_stops_and_usage_is_live(
     await expect(second.page.locator("article.assistant")).to_have_count(
         2, timeout=WAIT_MS
     )
+    roles = second.page.locator("#messages article")
+    await expect(roles).to_have_count(4)
+    assert [await a.get_attribute("data-role") for a in await roles.all()] == [
+        "user",
+        "assistant",
+    ] * 2
+    await expect(roles.nth(2).locator(".content")).to_have_text("Tell me everything")
     await expect(second.page.locator("#stop")).to_be_enabled(timeout=WAIT_MS)
     await second.page.click("#stop")
     for tab in (first, second):

@@ -184,11 +184,18 @@ socket.on("events", ({ chat_id, message_id, data: event }) => {
   renderChats();
   if (chat_id !== state.chatId) return;
   let message = state.messages.get(message_id);
-  if (!message) {
-    message = { message_id, role: "assistant", content: "", status_history: [], sources: [], done: false };
+  if (!message && event.type === "chat:message" && event.data?.role) {
+    // A prompt, from this tab or another: the stored message, whole.
+    message = { status_history: [], sources: [], ...event.data };
     state.messages.set(message_id, message);
+    renderMessage(message);
+  } else {
+    if (!message) {
+      message = { message_id, role: "assistant", content: "", status_history: [], sources: [], done: false };
+      state.messages.set(message_id, message);
+    }
+    if (applyEvent(message, event)) renderMessage(message);
   }
-  if (applyEvent(message, event)) renderMessage(message);
   if (ended) state.tasks.clear();
   else if (state.tasks.size === 0) loadTasks(); // a stream another tab started
   renderControls();
@@ -232,7 +239,8 @@ $("#prompt-form").addEventListener("submit", async (event) => {
     const started = await api("POST", `/api/chats/${state.chatId}/completions`, body);
     state.tasks.add(started.task_id);
     state.streaming.add(started.message_id);
-    // The prompt is stored before the 202; fetch it (the answer streams meanwhile).
+    // Every tab gets the prompt as a chat:message event; this one also reads the
+    // stored chat, in case its socket is down (the answer streams meanwhile).
     await loadChat(state.chatId);
     $("#prompt").value = "";
   } catch (err) {
