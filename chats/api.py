@@ -141,7 +141,7 @@ class TaskStopApi(APIView):
         record = async_to_sync(tasks.get_task)(task_id)
         if record is None or record.user_id != request.user.id:
             raise EventError(NOT_FOUND, "no such task")
-        stopped = async_to_sync(tasks.stop_task)(task_id)
+        stopped = async_to_sync(tasks.stop_task)(task_id, reason=tasks.STOPPED_BY_USER)
         if not stopped:
             # Sent, but its instance did not confirm in time (it may be dying; the
             # reaper removes its tasks).

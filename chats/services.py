@@ -72,6 +72,7 @@ def chat_prompt_add(
             role=Message.Role.USER,
             content=prompt,
             done=True,
+            state=Message.State.DONE,
             parent_id=last.message_id if last else None,
         )
         fields = {"message_id": answer_id} if answer_id else {}
@@ -109,6 +110,8 @@ def message_summary(message: Message) -> dict:
         "files": message.files,
         "sources": message.sources,
         "done": message.done,
+        "state": message.state,
+        "stop_reason": message.stop_reason or None,
         "created_at": _iso(message.created_at),
         "updated_at": _iso(message.updated_at),
     }
@@ -181,15 +184,24 @@ def message_extend(*, chat_id: str, message_id: str, field: str, items: list) ->
 def message_complete(
     *, chat_id: str, message_id: str, content: str | None, done: bool
 ) -> int:
-    """Store the final content (when given) and the done flag."""
+    """Store the final content (when given); done: the message completed."""
     fields: dict[str, Any] = {"updated_at": timezone.now()}
     if content is not None:
         fields["content"] = content
     if done:
-        fields["done"] = True
+        fields.update(done=True, state=Message.State.DONE, stop_reason="")
     return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
         **fields
     )
+
+
+def message_finish(*, chat_id: str, message_id: str, state: str, reason: str) -> int:
+    """End a message that did not complete: STOPPED or FAILED, and why. Only a
+    message still streaming changes, so a late stop never undoes a completion."""
+    assert state in (Message.State.STOPPED, Message.State.FAILED), state
+    return Message.objects.filter(
+        chat_id=chat_id, message_id=message_id, state=Message.State.STREAMING
+    ).update(state=state, stop_reason=reason, updated_at=timezone.now())
 
 
 def chat_set_title(*, chat_id: str, title: str) -> int:

@@ -177,6 +177,18 @@ async def test_stop_my_task_but_not_someone_elses(make_user):
     stopped = await mine.post(f"/api/tasks/{task_id}/stop")
     assert (stopped.status_code, stopped.json()) == (200, {"stopped": True})
     assert (await mine.post(f"/api/tasks/{task_id}/stop")).status_code == 404
+    # After a reload the answer still says it was stopped, and by whom.
+    prompt, answer = (await mine.get(f"/api/chats/{chat.id}/")).json()["messages"]
+    assert (prompt["state"], prompt["stop_reason"], prompt["done"]) == (
+        "done",
+        None,
+        True,
+    )
+    assert (answer["state"], answer["stop_reason"], answer["done"]) == (
+        "stopped",
+        "user",
+        False,
+    )
 
 
 @pytest.mark.django_db(transaction=True)

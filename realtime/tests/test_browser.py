@@ -322,7 +322,26 @@ async def test_chat_streams_to_two_tabs_stops_and_usage_is_live(
         stopped = tab.page.locator("article.assistant").last
         await expect(stopped).to_have_attribute("data-stopped", "true", timeout=WAIT_MS)
     _, chat = http_get(f"{server.http}/api/chats/{chat_id}/", token_for(alice))
-    assert chat["messages"][-1]["done"] is False
+    last = chat["messages"][-1]
+    assert (last["state"], last["stop_reason"], last["done"]) == (
+        "stopped",
+        "user",
+        False,
+    )
+    # After a reload the page still shows that the answer stopped.
+    await second.page.reload()
+    await expect(second.page.locator("body")).to_have_attribute(
+        "data-ready", "true", timeout=WAIT_MS
+    )
+    stopped = second.page.locator("article.assistant").last
+    await expect(stopped).to_have_attribute("data-state", "stopped")
+    await expect(stopped).to_have_attribute("data-stopped", "true")
+    after = await stopped.locator(".content").evaluate(
+        "n => getComputedStyle(n, '::after').content"
+    )
+    assert after == '" [stopped]"'
+    await expect(second.page.locator("#stop")).to_be_disabled()
+    await second.shot("chat-stopped-after-reload")
 
     # Usage: one tab reports a model in use; another user's usage page shows it live,
     # and drops it once the reports stop (USAGE_TTL, 3 s, plus the 1 s coalescing).
