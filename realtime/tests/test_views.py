@@ -1,10 +1,11 @@
 """Pages outside the API: the favicon, and the icon every page links to."""
 
 import re
+import warnings
 
 import pytest
 from django.contrib.staticfiles import finders
-from django.test import Client
+from django.test import AsyncClient, Client
 
 PAGES = ["/", "/chat/", "/channels/", "/notes/", "/usage/"]
 
@@ -13,7 +14,7 @@ def test_favicon_is_an_icon():
     response = Client().get("/favicon.ico")
     assert response.status_code == 200
     assert response["Content-Type"] == "image/x-icon"
-    body = b"".join(response.streaming_content)
+    body = response.content
     assert body[:4] == b"\x00\x00\x01\x00"  # ICO header: reserved 0, type 1 (icon)
     assert "max-age" in response["Cache-Control"]
 
@@ -28,3 +29,11 @@ def test_every_page_gets_an_icon_that_exists(page):
         assert Client().get("/favicon.ico").status_code == 200
     else:
         assert finders.find(link.group(1)), link.group(1)
+
+
+async def test_favicon_under_asgi_raises_no_warning():
+    # Django's ASGI handler warns when it must stream a synchronous file.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        response = await AsyncClient().get("/favicon.ico")
+    assert response.status_code == 200 and response.content[:4] == b"\x00\x00\x01\x00"
