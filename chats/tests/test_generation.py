@@ -139,3 +139,9 @@ async def test_a_stop_from_the_operator_command_says_admin(
     }
     message = await stored(chat)
     assert (message.state, message.stop_reason) == ("stopped", "admin")
+
+
+def test_every_task_stop_reason_is_a_message_stop_reason():
+    # generation_run stores tasks.stop_reason() as the message's stop_reason.
+    assert tasks.STOP_REASONS <= set(Message.StopReason.values)
+    assert set(Message.StopReason.values) - tasks.STOP_REASONS == {"error"}
