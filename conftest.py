@@ -108,6 +108,11 @@ async def _fresh_realtime():
     await stop_hub()
     channel_layers.backends = {}
     state_module.reset_state()
+    # Streams a test left open belong to its loop; at exit the emitter would end
+    # them in a database that is gone by then.
+    from chats import emitter
+
+    emitter._streams.clear()
 
 
 @pytest.fixture

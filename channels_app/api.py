@@ -1,4 +1,8 @@
-"""REST for channels. A channel someone is not a member of is 404 to them."""
+"""REST for channels. A channel someone is not a member of is 404 to them.
+
+Every view checks the path's objects (404), then what the caller may do (403), then
+the body (400): the order of docs/protocol.md §9, the same on every endpoint.
+"""
 
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -6,6 +10,7 @@ from rest_framework.views import APIView
 
 from channels_app import selectors, services
 from channels_app.models import Channel
+from realtime.api.fields import IdField, PathIdsMixin, StrictCharField
 
 
 class MessageOutput(serializers.Serializer):
@@ -17,10 +22,10 @@ class ChannelListCreateApi(APIView):
     """GET /api/channels/: my channels with unread counts; POST: create one."""
 
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=128, required=False, allow_blank=True)
+        name = StrictCharField(max_length=128, required=False, allow_blank=True)
         kind = serializers.ChoiceField(choices=Channel.Kind.choices, default="group")
         member_ids = serializers.ListField(
-            child=serializers.IntegerField(), max_length=1000, default=list
+            child=IdField(), max_length=1000, default=list
         )
 
     def get(self, request):
@@ -56,9 +61,12 @@ class ChannelMemberAddApi(APIView):
     """POST /api/channels/{id}/members/: add a member (owner or admin)."""
 
     class InputSerializer(serializers.Serializer):
-        user_id = serializers.IntegerField()
+        user_id = IdField()
 
     def post(self, request, channel_id: str):
+        services.channel_member_add_check(
+            actor_id=request.user.id, channel_id=channel_id
+        )
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         member = services.channel_member_add(
@@ -72,8 +80,10 @@ class ChannelMemberAddApi(APIView):
         )
 
 
-class ChannelMemberRemoveApi(APIView):
+class ChannelMemberRemoveApi(PathIdsMixin, APIView):
     """DELETE /api/channels/{id}/members/{user_id}/: remove a member, or leave."""
+
+    path_ids = ("user_id",)
 
     def delete(self, request, channel_id: str, user_id: int):
         services.channel_member_remove(
@@ -86,11 +96,11 @@ class ChannelMessageListCreateApi(APIView):
     """GET /api/channels/{id}/messages/?before=ID&limit=N (newest first); POST: post."""
 
     class InputSerializer(serializers.Serializer):
-        content = serializers.CharField(max_length=services.MAX_MESSAGE_CHARS)
-        parent_id = serializers.IntegerField(required=False, allow_null=True)
+        content = StrictCharField(max_length=services.MAX_MESSAGE_CHARS)
+        parent_id = IdField(required=False, allow_null=True)
 
     class QuerySerializer(serializers.Serializer):
-        before = serializers.IntegerField(required=False, min_value=1)
+        before = IdField(text=True, required=False)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=100)
 
     def get(self, request, channel_id: str):
@@ -119,14 +129,18 @@ class ChannelMessageListCreateApi(APIView):
         )
 
 
-class ChannelMessageDetailApi(APIView):
+class ChannelMessageDetailApi(PathIdsMixin, APIView):
     """PATCH /api/channels/{id}/messages/{mid}/: edit mine; DELETE: delete."""
 
+    path_ids = ("message_id",)
+
     class InputSerializer(serializers.Serializer):
-        content = serializers.CharField(max_length=services.MAX_MESSAGE_CHARS)
+        content = StrictCharField(max_length=services.MAX_MESSAGE_CHARS)
 
     def patch(self, request, channel_id: str, message_id: int):
-        services.membership_get(channel_id=channel_id, user_id=request.user.id)
+        services.message_edit_check(
+            actor=request.user, channel_id=channel_id, message_id=message_id
+        )
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         message = services.message_edit(

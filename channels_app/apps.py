@@ -6,6 +6,8 @@ class ChannelsAppConfig(AppConfig):
 
     name = "channels_app"
     label = "channels_app"
+    verbose_name = "Channels"
 
     def ready(self) -> None:
-        from channels_app import events  # noqa: F401  (registers the socket events)
+        # The socket events, and the demo channel that seed_demo creates.
+        from channels_app import demo, events  # noqa: F401

@@ -71,17 +71,25 @@ def _announce_created(channel_id: str, user_ids: list[int], data: dict) -> None:
         emit.user_emit_sync(user_id=uid, event="channel:created", data=data)
 
 
+def channel_member_add_check(*, actor_id: int, channel_id: str) -> ChannelMember:
+    """The actor's membership if they may add members: not_found for non-members,
+    forbidden for plain members, bad_request for a direct channel. REST checks this
+    before the body, so a bad body tells nothing about someone else's channel."""
+    actor = membership_get(channel_id=channel_id, user_id=actor_id)
+    if not actor.can_manage:
+        raise EventError(FORBIDDEN, "only the channel's owner or admins add members")
+    if actor.channel.kind == Channel.Kind.DIRECT:
+        raise EventError(BAD_REQUEST, "direct channels have fixed members")
+    return actor
+
+
 def channel_member_add(
     *, actor_id: int, channel_id: str, user_id: int
 ) -> ChannelMember:
     """Add a member (owners and admins); their live sessions enter the room at once."""
     from realtime.models import User
 
-    actor = membership_get(channel_id=channel_id, user_id=actor_id)
-    if not actor.can_manage:
-        raise EventError(FORBIDDEN, "only the channel's owner or admins add members")
-    if actor.channel.kind == Channel.Kind.DIRECT:
-        raise EventError(BAD_REQUEST, "direct channels have fixed members")
+    actor = channel_member_add_check(actor_id=actor_id, channel_id=channel_id)
     if not User.objects.filter(id=user_id, is_active=True).exists():
         raise EventError(NOT_FOUND, "no such user")
     with transaction.atomic():
@@ -146,13 +154,22 @@ def message_post(
     return message
 
 
+def message_edit_check(*, actor, channel_id: str, message_id: int) -> ChannelMessage:
+    """The message if the actor may edit it: not_found for non-members and missing
+    messages, forbidden for someone else's. REST checks this before the body."""
+    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    if message.author_id != actor.id:
+        raise EventError(FORBIDDEN, "only the author edits a message")
+    return message
+
+
 def message_edit(
     *, actor, channel_id: str, message_id: int, content: str
 ) -> ChannelMessage:
     """Edit one's own message."""
-    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
-    if message.author_id != actor.id:
-        raise EventError(FORBIDDEN, "only the author edits a message")
+    message = message_edit_check(
+        actor=actor, channel_id=channel_id, message_id=message_id
+    )
     _check_content(content)
     with transaction.atomic():
         message.content = content

@@ -2,6 +2,9 @@ from django.urls import path
 
 from channels_app import api
 
+# Numeric ids in paths are <str:...> and checked by the views (PathIdsMixin), so a
+# malformed one is 400 in the one error shape rather than an unrouted path.
+
 urlpatterns = [
     path("channels/", api.ChannelListCreateApi.as_view(), name="channel_list"),
     path(
@@ -15,7 +18,7 @@ urlpatterns = [
         name="channel_member_add",
     ),
     path(
-        "channels/<str:channel_id>/members/<int:user_id>/",
+        "channels/<str:channel_id>/members/<str:user_id>/",
         api.ChannelMemberRemoveApi.as_view(),
         name="channel_member_remove",
     ),
@@ -25,7 +28,7 @@ urlpatterns = [
         name="channel_messages",
     ),
     path(
-        "channels/<str:channel_id>/messages/<int:message_id>/",
+        "channels/<str:channel_id>/messages/<str:message_id>/",
         api.ChannelMessageDetailApi.as_view(),
         name="channel_message_detail",
     ),

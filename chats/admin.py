@@ -6,7 +6,7 @@ from chats.models import Chat, Message
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ("message_id", "role", "model", "done", "created_at")
+    fields = ("message_id", "role", "model", "state", "stop_reason", "created_at")
     readonly_fields = ("created_at",)
     show_change_link = True
 
@@ -25,7 +25,7 @@ class ChatAdmin(admin.ModelAdmin):
 class MessageAdmin(admin.ModelAdmin):
     """Messages of every chat."""
 
-    list_display = ("message_id", "chat", "role", "model", "done", "created_at")
-    list_filter = ("role", "done")
+    list_display = ("message_id", "chat", "role", "model", "state", "created_at")
+    list_filter = ("role", "state", "stop_reason")
     search_fields = ("message_id", "chat__id")
     raw_id_fields = ("chat",)

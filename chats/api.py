@@ -1,10 +1,7 @@
 """REST for chats, completions and tasks. Another user's chat or task is 404."""
 
-from datetime import UTC, datetime
-
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import transaction
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,28 +9,15 @@ from rest_framework.views import APIView
 from chats import services
 from chats.fake_model import MODEL_ID
 from chats.generation import generation_run
-from chats.models import DEFAULT_TITLE, Chat, Message
+from chats.models import DEFAULT_TITLE, Chat
 from realtime import tasks
+from realtime.api.fields import StrictCharField, StrictFloatField, StrictIntegerField
 from realtime.errors import NOT_FOUND, EventError
 
 
-class MessageOutput(serializers.ModelSerializer):
-    class Meta:
-        model = Message
-        fields = [
-            "message_id",
-            "parent_id",
-            "role",
-            "model",
-            "content",
-            "status_history",
-            "embeds",
-            "files",
-            "sources",
-            "done",
-            "created_at",
-            "updated_at",
-        ]
+class MessageOutput(serializers.Serializer):
+    def to_representation(self, instance):
+        return services.message_summary(instance)
 
 
 class ChatOutput(serializers.ModelSerializer):
@@ -46,7 +30,7 @@ class ChatListCreateApi(APIView):
     """GET /api/chats/: my chats; POST: create one."""
 
     class InputSerializer(serializers.Serializer):
-        title = serializers.CharField(
+        title = StrictCharField(
             max_length=255, required=False, allow_blank=True, default=DEFAULT_TITLE
         )
 
@@ -77,11 +61,11 @@ class ChatCompletionApi(APIView):
     """POST /api/chats/{id}/completions: start a fake-model answer as a task."""
 
     class InputSerializer(serializers.Serializer):
-        prompt = serializers.CharField(max_length=10_000)
+        prompt = StrictCharField(max_length=10_000)
         model = serializers.ChoiceField(choices=[MODEL_ID], default=MODEL_ID)
-        message_id = serializers.CharField(max_length=64, required=False)
-        tokens = serializers.IntegerField(min_value=1, max_value=5000, required=False)
-        tokens_per_second = serializers.FloatField(
+        message_id = StrictCharField(max_length=64, required=False)
+        tokens = StrictIntegerField(min_value=1, max_value=5000, required=False)
+        tokens_per_second = StrictFloatField(
             min_value=0.1, max_value=10_000, required=False
         )
 
@@ -90,18 +74,18 @@ class ChatCompletionApi(APIView):
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
-        with transaction.atomic():
-            question = Message.objects.create(
-                chat=chat, role=Message.Role.USER, content=v["prompt"], done=True
+        try:
+            _, answer = services.chat_prompt_add(
+                user_id=request.user.id,
+                chat_id=chat.id,
+                prompt=v["prompt"],
+                model=v["model"],
+                answer_id=v.get("message_id"),
             )
-            fields = {"parent_id": question.message_id, "model": v["model"]}
-            if v.get("message_id"):
-                if chat.messages.filter(message_id=v["message_id"]).exists():
-                    raise serializers.ValidationError({"message_id": ["already used"]})
-                fields["message_id"] = v["message_id"]
-            answer = Message.objects.create(
-                chat=chat, role=Message.Role.ASSISTANT, **fields
-            )
+        except services.MessageIdTaken:
+            raise serializers.ValidationError(
+                {"message_id": ["already used"]}
+            ) from None
         coro = generation_run(
             user_id=request.user.id,
             chat_id=chat.id,
@@ -109,7 +93,8 @@ class ChatCompletionApi(APIView):
             prompt=v["prompt"],
             tokens=v.get("tokens") or settings.FAKE_MODEL_TOKENS,
             tokens_per_second=v.get("tokens_per_second") or settings.FAKE_MODEL_TPS,
-            # Like Open WebUI, a chat is named after its first prompt, not renamed.
+            # Only a chat still called "New Chat" is named after the answer (and so
+            # after its first prompt); a title the user gave is kept.
             set_title=chat.title == DEFAULT_TITLE,
         )
         # Runs on the server's event loop (async_to_sync from a view thread), so the
@@ -142,7 +127,7 @@ class TaskListApi(APIView):
                 {
                     "id": r.task_id,
                     "item_id": r.item_id,
-                    "created_at": datetime.fromtimestamp(r.created_at, UTC).isoformat(),
+                    "created_at": r.created_at,  # Unix time in seconds, as §9 says
                 }
                 for r in records
             ]
@@ -156,7 +141,7 @@ class TaskStopApi(APIView):
         record = async_to_sync(tasks.get_task)(task_id)
         if record is None or record.user_id != request.user.id:
             raise EventError(NOT_FOUND, "no such task")
-        stopped = async_to_sync(tasks.stop_task)(task_id)
+        stopped = async_to_sync(tasks.stop_task)(task_id, reason=tasks.STOPPED_BY_USER)
         if not stopped:
             # Sent, but its instance did not confirm in time (it may be dying; the
             # reaper removes its tasks).

@@ -5,6 +5,7 @@ class ChatsConfig(AppConfig):
     """Chat streaming: the event emitter, the event caller and distributed tasks."""
 
     name = "chats"
+    verbose_name = "Chats"
 
     def ready(self) -> None:
         from chats import emitter

@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from chats import services
+from chats.models import Message
 from realtime.db import background_db
 from realtime.emit import user_emit
 from realtime.errors import BAD_REQUEST, EventError
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 DELTA_TYPES = {"message", "chat:message:delta"}
 REPLACE_TYPES = {"replace", "chat:message"}
 SOURCE_TYPES = {"source", "citation"}
+# The last event of a message that did not complete; it stores how it ended.
+CANCEL_TYPE = "chat:tasks:cancel"
+END_STATES = {Message.State.STOPPED, Message.State.FAILED}
 
 
 class MessageStream:
@@ -86,6 +90,17 @@ class MessageStream:
             services.message_append(
                 chat_id=self.chat_id, message_id=self.message_id, delta=text
             )
+
+    def stop_sync(self) -> None:
+        """Flush, and end the message as stopped by a shutdown (interpreter exit:
+        an open stream will get no more events)."""
+        self.flush_sync()
+        services.message_finish(
+            chat_id=self.chat_id,
+            message_id=self.message_id,
+            state=Message.State.STOPPED,
+            reason=Message.StopReason.SHUTDOWN,
+        )
 
 
 class StreamWriter:
@@ -183,11 +198,12 @@ async def streams_flush_all() -> int:
 @atexit.register
 def _flush_at_exit() -> None:
     # Last resort for servers without an ASGI lifespan (daphne): by now the loop has
-    # stopped, so write what is still buffered with the sync ORM.
+    # stopped, so write what is still buffered with the sync ORM, and record that
+    # the server's stop ended these messages (no event can tell the clients now).
     for streams in list(_streams.values()):
         for stream in list(streams.values()):
             try:
-                stream.flush_sync()
+                stream.stop_sync()
             except Exception:
                 log.exception(
                     "lost buffered text of %s/%s", stream.chat_id, stream.message_id
@@ -285,10 +301,19 @@ class EventEmitter:
             await stream.apply(write, drop_pending=content is not None)
             if title:
                 await stream.apply(
-                    partial(services.chat_set_title, chat_id=self.chat_id, title=title)
+                    partial(
+                        services.chat_title_from_answer,
+                        chat_id=self.chat_id,
+                        title=title,
+                    )
                 )
             if done:
                 await self.close()
+        elif kind == CANCEL_TYPE:
+            state, reason = value
+            write = partial(services.message_finish, **ids, state=state, reason=reason)
+            await stream.apply(write)
+            await self.close()
         elif kind == "chat:title":
             await stream.apply(
                 partial(services.chat_set_title, chat_id=self.chat_id, title=value)
@@ -347,6 +372,8 @@ def _validate(kind: str, data: Any) -> Any:
         title = data.get("title")
         title = title if isinstance(title, str) and title else None
         return content, bool(data.get("done")), title
+    if kind == CANCEL_TYPE:
+        return _end(data)
     if kind == "chat:title":
         title = data.get("title") if isinstance(data, dict) else data
         if not isinstance(title, str):
@@ -358,6 +385,22 @@ def _validate(kind: str, data: Any) -> Any:
             raise EventError(BAD_REQUEST, "chat:tags needs a list")
         return tags
     return _NOT_STORED
+
+
+def _end(data: Any) -> tuple[str, str]:
+    """How a message ended, from chat:tasks:cancel's {"state"?, "reason"?}: stopped
+    unless it says failed; the reason may be missing (an Open WebUI-style {})."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise EventError(BAD_REQUEST, f"{CANCEL_TYPE} needs an object")
+    state = data.get("state", Message.State.STOPPED)
+    if state not in END_STATES:
+        raise EventError(BAD_REQUEST, f"{CANCEL_TYPE} state: stopped or failed")
+    reason = data.get("reason") or ""
+    if reason and reason not in Message.StopReason.values:
+        raise EventError(BAD_REQUEST, f"{CANCEL_TYPE} reason is unknown")
+    return state, reason
 
 
 def _check_event(event: Any) -> tuple[str, Any]:

@@ -40,6 +40,22 @@ class Message(models.Model):
         ASSISTANT = "assistant"
         SYSTEM = "system"
 
+    class State(models.TextChoices):
+        """A message's lifecycle: streaming, then one final state."""
+
+        STREAMING = "streaming"
+        DONE = "done"  # completed: chat:completion with done
+        STOPPED = "stopped"  # stopped before the end (stop_reason says by whom)
+        FAILED = "failed"  # the model or the server code failed
+
+    class StopReason(models.TextChoices):
+        """Why a message did not complete (realtime.tasks' STOPPED_BY_*, and error)."""
+
+        USER = "user"  # the chat's owner, e.g. POST /api/tasks/{id}/stop
+        ADMIN = "admin"  # an operator: manage.py realtime_stop_task
+        SHUTDOWN = "shutdown"  # the server running the generation stopped
+        ERROR = "error"  # the generation failed
+
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
     message_id = models.CharField(max_length=64, default=new_chat_id)
     parent_id = models.CharField(max_length=64, null=True, blank=True)
@@ -50,7 +66,13 @@ class Message(models.Model):
     embeds = models.JSONField(default=list, blank=True)
     files = models.JSONField(default=list, blank=True)
     sources = models.JSONField(default=list, blank=True)
-    done = models.BooleanField(default=False)
+    done = models.BooleanField(default=False)  # state is DONE (Open WebUI's flag)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.STREAMING
+    )
+    stop_reason = models.CharField(
+        max_length=16, choices=StopReason.choices, blank=True, default=""
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

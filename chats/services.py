@@ -4,6 +4,7 @@ Streaming writes are single UPDATE statements on one message row: text is append
 SQL (no read-modify-write of the content, never of the whole chat).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -12,7 +13,12 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from chats.models import DEFAULT_TITLE, Chat, Message
+from realtime import emit
 from realtime.errors import NOT_FOUND, EventError
+
+# The `events` type that carries a stored prompt to every session of its user: Open
+# WebUI's front end sets a message's content from it (its chat:message flow).
+PROMPT_EVENT = "chat:message"
 
 
 def chat_create(
@@ -31,6 +37,89 @@ def chat_get_for(*, user_id: int, chat_id: str) -> Chat:
     if chat is None:
         raise EventError(NOT_FOUND, "no such chat")
     return chat
+
+
+class MessageIdTaken(Exception):
+    """The chat already has a message with the id asked for."""
+
+
+def chat_prompt_add(
+    *,
+    user_id: int,
+    chat_id: str,
+    prompt: str,
+    model: str,
+    answer_id: str | None = None,
+) -> tuple[Message, Message]:
+    """Store a prompt and the empty answer that will stream into it.
+
+    The prompt goes under the chat's last message (the previous answer; nothing for
+    the first prompt), so the chat is one thread. The chat row is locked meanwhile,
+    so two prompts at once still chain one after the other."""
+    with transaction.atomic():
+        chat = (
+            Chat.objects.select_for_update()
+            .filter(id=chat_id, owner_id=user_id)
+            .first()
+        )
+        if chat is None:
+            raise EventError(NOT_FOUND, "no such chat")
+        if answer_id and chat.messages.filter(message_id=answer_id).exists():
+            raise MessageIdTaken(answer_id)
+        last = chat.messages.order_by("-created_at", "-id").first()
+        question = Message.objects.create(
+            chat=chat,
+            role=Message.Role.USER,
+            content=prompt,
+            done=True,
+            state=Message.State.DONE,
+            parent_id=last.message_id if last else None,
+        )
+        fields = {"message_id": answer_id} if answer_id else {}
+        answer = Message.objects.create(
+            chat=chat,
+            role=Message.Role.ASSISTANT,
+            parent_id=question.message_id,
+            model=model,
+            **fields,
+        )
+        prompt_event = {
+            "chat_id": chat.id,
+            "message_id": question.message_id,
+            "data": {"type": PROMPT_EVENT, "data": message_summary(question)},
+        }
+        # Every tab of the user shows the prompt, not only the one that sent it.
+        transaction.on_commit(
+            lambda: emit.user_emit_sync(
+                user_id=user_id, event="events", data=prompt_event
+            )
+        )
+    return question, answer
+
+
+def message_summary(message: Message) -> dict:
+    """A message as REST and the prompt event give it (docs/protocol.md §9)."""
+    return {
+        "message_id": message.message_id,
+        "parent_id": message.parent_id,
+        "role": message.role,
+        "model": message.model,
+        "content": message.content,
+        "status_history": message.status_history,
+        "embeds": message.embeds,
+        "files": message.files,
+        "sources": message.sources,
+        "done": message.done,
+        "state": message.state,
+        "stop_reason": message.stop_reason or None,
+        "created_at": _iso(message.created_at),
+        "updated_at": _iso(message.updated_at),
+    }
+
+
+def _iso(at: datetime) -> str:
+    # As DRF writes the chat rows' times: ISO 8601 in UTC with a "Z".
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def message_ensure(
@@ -95,20 +184,37 @@ def message_extend(*, chat_id: str, message_id: str, field: str, items: list) ->
 def message_complete(
     *, chat_id: str, message_id: str, content: str | None, done: bool
 ) -> int:
-    """Store the final content (when given) and the done flag."""
+    """Store the final content (when given); done: the message completed."""
     fields: dict[str, Any] = {"updated_at": timezone.now()}
     if content is not None:
         fields["content"] = content
     if done:
-        fields["done"] = True
+        fields.update(done=True, state=Message.State.DONE, stop_reason="")
     return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
         **fields
     )
 
 
+def message_finish(*, chat_id: str, message_id: str, state: str, reason: str) -> int:
+    """End a message that did not complete: STOPPED or FAILED, and why. Only a
+    message still streaming changes, so a late stop never undoes a completion."""
+    assert state in (Message.State.STOPPED, Message.State.FAILED), state
+    return Message.objects.filter(
+        chat_id=chat_id, message_id=message_id, state=Message.State.STREAMING
+    ).update(state=state, stop_reason=reason, updated_at=timezone.now())
+
+
 def chat_set_title(*, chat_id: str, title: str) -> int:
     """Rename a chat."""
     return Chat.objects.filter(id=chat_id).update(
+        title=str(title)[:255], updated_at=timezone.now()
+    )
+
+
+def chat_title_from_answer(*, chat_id: str, title: str) -> int:
+    """Name a chat after an answer, only if its title is still the default one: a
+    title the user gave is kept (Open WebUI's clients create chats as "New Chat")."""
+    return Chat.objects.filter(id=chat_id, title=DEFAULT_TITLE).update(
         title=str(title)[:255], updated_at=timezone.now()
     )
 

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from notes import services
 from notes.models import Note, NoteGrant
 from realtime import emit
+from realtime.api.fields import IdField, StrictCharField
 from realtime.rooms import doc_room, note_room
 
 
@@ -30,8 +31,8 @@ class NoteListCreateApi(APIView):
     """GET /api/notes/: mine and shared with me; POST: create."""
 
     class InputSerializer(serializers.Serializer):
-        title = serializers.CharField(max_length=255, required=False, allow_blank=True)
-        content = serializers.CharField(
+        title = StrictCharField(max_length=255, required=False, allow_blank=True)
+        content = StrictCharField(
             required=False, allow_blank=True, max_length=1_000_000
         )
 
@@ -59,8 +60,8 @@ class NoteDetailApi(APIView):
     """GET /api/notes/{id}/; PATCH {title?, content?} (write access); DELETE (owner)."""
 
     class InputSerializer(serializers.Serializer):
-        title = serializers.CharField(max_length=255, required=False)
-        content = serializers.CharField(
+        title = StrictCharField(max_length=255, required=False)
+        content = StrictCharField(
             required=False, allow_blank=True, max_length=1_000_000
         )
 
@@ -120,7 +121,7 @@ class NoteShareApi(APIView):
     """POST /api/notes/{id}/share/ {user_id, permission: read|write|none} (owner)."""
 
     class InputSerializer(serializers.Serializer):
-        user_id = serializers.IntegerField()
+        user_id = IdField()
         permission = serializers.ChoiceField(choices=["read", "write", "none"])
 
     def post(self, request, note_id: str):

@@ -5,6 +5,7 @@ class NotesConfig(AppConfig):
     """Collaborative notes on Yjs documents."""
 
     name = "notes"
+    verbose_name = "Notes"
 
     def ready(self) -> None:
         from notes import events as note_events

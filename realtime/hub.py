@@ -272,11 +272,13 @@ class Hub:
             if future is not None and not future.done():
                 future.set_result(message)
         elif kind == "task.stop":
-            from realtime.tasks import stop_local  # tasks imports the hub
+            from realtime.tasks import STOPPED_BY_USER, stop_local  # imports the hub
 
             # Not awaited here: a slow-to-stop task must not hold up this loop.
+            # (An instance of an older release sends no reason.)
+            reason = message.get("reason", STOPPED_BY_USER)
             task = asyncio.get_running_loop().create_task(
-                stop_local(message["task_id"])
+                stop_local(message["task_id"], reason=reason)
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -34,6 +34,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_stop(proc: subprocess.Popen, *, timeout: float = 10.0) -> int:
+    """Stop a process gracefully (SIGTERM), then with SIGKILL if it does not exit in
+    time; returns its exit code."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def server_command(server: str, *, host: str, port: int | str, limit: str) -> list[str]:
     """Arguments after `python -m` that serve realtime.asgi with daphne or uvicorn.
 
@@ -66,6 +79,11 @@ def server_command(server: str, *, host: str, port: int | str, limit: str) -> li
             host,
             "-p",
             str(port),
+            # No access log: daphne writes it to stdout itself, three lines per socket
+            # and HTTP paths with their query strings. Its other logging follows
+            # settings.LOGGING (LOG_LEVEL), which Django sets up after this flag.
+            "--verbosity",
+            "0",
             "--websocket-max-message-size",
             limit,
             "--websocket-max-frame-size",
@@ -83,6 +101,9 @@ class ServerProcess:
     env: dict[str, str]
     server: str = "daphne"
     log_path: Path | None = None
+    # Without a log path the output is dropped, unless it goes to this process's own
+    # stdout and stderr (realtime_fleet, where an operator reads it).
+    inherit_output: bool = False
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -108,7 +129,10 @@ class ServerProcess:
             *server_command(self.server, host="127.0.0.1", port=self.port, limit=limit),
         ]
         env = {**os.environ, **self.env}
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        if self.log_path:
+            out = open(self.log_path, "ab")
+        else:
+            out = None if self.inherit_output else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             cmd,
             cwd=BASE_DIR,
@@ -136,13 +160,7 @@ class ServerProcess:
 
     def terminate(self, timeout: float = 10.0) -> int | None:
         """Graceful stop (SIGTERM), then SIGKILL if it does not exit in time."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return self.kill()
+        return process_stop(self.proc, timeout=timeout) if self.proc else None
 
     def kill(self) -> int | None:
         """Stop at once with SIGKILL: no cleanup runs."""
@@ -203,6 +221,7 @@ class Fleet:
     ports: list[int] | None = None
     worker: bool = True
     log_dir: Path | None = None
+    inherit_output: bool = False  # without log_dir: the servers' output is ours
     name: str = "fleet"
     instances: list[ServerProcess] = field(default_factory=list)
     worker_process: WorkerProcess | None = None
@@ -231,6 +250,7 @@ class Fleet:
                     env=env,
                     server=server,
                     log_path=self._log(f"instance{i}"),
+                    inherit_output=self.inherit_output,
                 )
                 self.instances.append(process)
                 process.start()

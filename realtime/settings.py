@@ -61,7 +61,8 @@ CSRF_TRUSTED_ORIGINS = [o for o in ALLOWED_ORIGINS if o != "*"]
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # django.contrib.admin, with users listed under auth (realtime/admin_site.py).
+    "realtime.admin_site.RealtimeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -103,25 +104,39 @@ TEMPLATES = [
     }
 ]
 
+# Several server processes may share one SQLite file (realtime_fleet, the tests): a
+# writer waits this many seconds for another's lock instead of failing at once.
+SQLITE_BUSY_TIMEOUT = 20
+
+
+def sqlite_database(name: str) -> dict:
+    """The SQLite settings, the same for SQLITE_PATH and a sqlite:// DATABASE_URL."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        # IMMEDIATE: a transaction takes the write lock when it begins, so one that
+        # reads and then writes waits its turn instead of failing with "database is
+        # locked" when another process writes in between.
+        "OPTIONS": {"timeout": SQLITE_BUSY_TIMEOUT, "transaction_mode": "IMMEDIATE"},
+    }
+
+
 DATABASE_URL = env_str("DATABASE_URL")
-if DATABASE_URL:
+_database = (
+    dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    if DATABASE_URL
+    else None
+)
+if _database is None:
     DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
-        )
+        "default": sqlite_database(env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")))
     }
+elif _database["ENGINE"].endswith("sqlite3"):
+    # sqlite:///PATH is SQLITE_PATH=PATH: without these options two processes on one
+    # file failed with "database is locked".
+    DATABASES = {"default": sqlite_database(_database["NAME"])}
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            # Several server processes may share the file in tests; wait, don't fail.
-            # IMMEDIATE: a transaction takes the write lock when it begins, so one
-            # that reads and then writes waits its turn instead of failing with
-            # "database is locked" when another process writes in between.
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
-        }
-    }
+    DATABASES = {"default": _database}
 # Cross-process tests need a test database other processes can open: a file, not
 # SQLite's default in-memory test database.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -290,6 +305,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "realtime.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bodies are JSON (docs/protocol.md §9), whose types the strict fields check: a
+    # form carries only strings, so it could never give an id. Other types are 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
@@ -306,8 +325,17 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A client may wrongly put a token in a URL: no line shows a query string
+    # (uvicorn's own loggers get the same filter in realtime.logs).
+    "filters": {"redact_query_strings": {"()": "realtime.logs.RedactQueryStrings"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_query_strings"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # Access logs of daphne/uvicorn would print URLs; we never put tokens in URLs.
+    # runserver's access log (daphne's runserver) would print a line per request.
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

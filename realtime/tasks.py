@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 # How long task_stop waits for a remote instance to confirm the task ended.
 STOP_CONFIRM_SECONDS = 5.0
 
+# Who stopped a task; its coroutine reads it with stop_reason() while it is being
+# cancelled (a generation stores it on its message).
+STOPPED_BY_USER = "user"  # the task's owner, e.g. over REST
+STOPPED_BY_ADMIN = "admin"  # an operator: manage.py realtime_stop_task
+STOPPED_BY_SHUTDOWN = "shutdown"  # its server stopping (ASGI lifespan)
+STOP_REASONS = frozenset({STOPPED_BY_USER, STOPPED_BY_ADMIN, STOPPED_BY_SHUTDOWN})
+
 _local: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
     weakref.WeakKeyDictionary()
 )
@@ -39,6 +46,18 @@ def _tasks_here() -> dict[str, asyncio.Task]:
 _records: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
     weakref.WeakKeyDictionary()
 )
+
+# Why each task being stopped is stopped (set just before it is cancelled).
+_stop_reasons: "weakref.WeakKeyDictionary[asyncio.Task, str]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def stop_reason() -> str | None:
+    """Who is stopping the current task (a STOPPED_BY_* value), or None if nobody
+    stopped it through this module (e.g. its event loop is closing)."""
+    task = asyncio.current_task()
+    return _stop_reasons.get(task) if task is not None else None
 
 
 def local_records() -> list[TaskRecord]:
@@ -108,15 +127,16 @@ async def get_task(task_id: str) -> TaskRecord | None:
     return await get_state().task_get(task_id=task_id)
 
 
-async def stop_task(task_id: str) -> bool:
+async def stop_task(task_id: str, *, reason: str = STOPPED_BY_USER) -> bool:
     """Stop a task wherever it runs; True once it has ended, False if unknown."""
+    assert reason in STOP_REASONS, reason
     record = await get_state().task_get(task_id=task_id)
     if record is None:
         return False
-    if await stop_local(task_id):
+    if await stop_local(task_id, reason=reason):
         return True
     await get_channel_layer().send(
-        record.channel, {"type": "task.stop", "task_id": task_id}
+        record.channel, {"type": "task.stop", "task_id": task_id, "reason": reason}
     )
     deadline = time.monotonic() + STOP_CONFIRM_SECONDS
     while time.monotonic() < deadline:
@@ -127,20 +147,21 @@ async def stop_task(task_id: str) -> bool:
     return False
 
 
-async def stop_item_tasks(item_id: str) -> list[str]:
+async def stop_item_tasks(item_id: str, *, reason: str = STOPPED_BY_USER) -> list[str]:
     """Stop every task of an item; returns the ids that were stopped."""
     stopped = []
     for task_id in await list_task_ids_by_item_id(item_id):
-        if await stop_task(task_id):
+        if await stop_task(task_id, reason=reason):
             stopped.append(task_id)
     return stopped
 
 
-async def stop_local(task_id: str) -> bool:
+async def stop_local(task_id: str, *, reason: str = STOPPED_BY_USER) -> bool:
     """Cancel a task of this process and wait for it to end; False if not here."""
     task = _tasks_here().get(task_id)
     if task is None:
         return False
+    _stop_reasons.setdefault(task, reason)  # the first stop says who stopped it
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     # _run's cleanup does not run for a task cancelled before it started.
@@ -153,5 +174,5 @@ async def stop_all_local() -> int:
     """Cancel every task of this process (graceful shutdown); returns how many."""
     ids = list(_tasks_here())
     for task_id in ids:
-        await stop_local(task_id)
+        await stop_local(task_id, reason=STOPPED_BY_SHUTDOWN)
     return len(ids)

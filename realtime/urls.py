@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
+from realtime import views as pages
 from realtime.api import tokens, views
 from realtime.api.metrics import metrics_view
 
@@ -18,6 +19,7 @@ urlpatterns = [
     path("notes/", TemplateView.as_view(template_name="demo/notes.html"), name="notes"),
     path("usage/", TemplateView.as_view(template_name="demo/usage.html"), name="usage"),
     path("admin/", admin.site.urls),
+    path("favicon.ico", pages.favicon, name="favicon"),
     path("healthz", views.HealthApi.as_view(), name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain"),
@@ -30,7 +32,7 @@ urlpatterns = [
     path("api/users/", views.UserListApi.as_view(), name="user_list"),
     path("api/users/online/", views.OnlineUsersApi.as_view(), name="users_online"),
     path(
-        "api/users/<int:user_id>/disconnect/",
+        "api/users/<str:user_id>/disconnect/",
         views.UserDisconnectApi.as_view(),
         name="user_disconnect",
     ),

@@ -177,3 +177,35 @@ def test_bad_bodies(trio, path, body):
     assert response.json()["error"]["code"] in ("bad_request", "not_found")
     assert ChannelMessage.objects.count() == 0
     assert Channel.objects.count() == 1
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["bad-field", "not-json"])
+def test_the_path_is_checked_before_the_body_on_every_endpoint(trio, raw):
+    # docs §9: 404 for a channel or message the caller cannot see, then 403 for
+    # what they may not do, then 400 for the body; so a bad body never tells
+    # whether someone else's channel exists.
+    alice, bob, carol = trio
+    cid = create(api_for(alice), name="team", member_ids=[bob.id])["id"]
+    mid = (
+        api_for(alice)
+        .post(f"/api/channels/{cid}/messages/", {"content": "hi"}, format="json")
+        .json()["id"]
+    )
+    endpoints = [
+        ("post", f"/api/channels/{cid}/members/", {"user_id": "x"}, 403),
+        ("post", f"/api/channels/{cid}/messages/", {"content": ""}, 400),
+        ("patch", f"/api/channels/{cid}/messages/{mid}/", {"content": ""}, 403),
+    ]
+    for method, path, body, as_bob in endpoints:
+        for user, expected in ((carol, 404), (bob, as_bob), (alice, 400)):
+            client = api_for(user)
+            if raw:
+                response = client.generic(
+                    method.upper(), path, "{nope", content_type="application/json"
+                )
+            else:
+                response = getattr(client, method)(path, body, format="json")
+            assert response.status_code == expected, (user.username, path)
+            assert "error" in response.json()
+    assert ChannelMember.objects.filter(channel_id=cid).count() == 2
+    assert ChannelMessage.objects.get(id=mid).content == "hi"

@@ -1,6 +1,7 @@
 """REST for chats, completions and tasks."""
 
 import asyncio
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -119,7 +120,7 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     tab = await ws(user)
     client = AuthedAsyncClient(user)
     response = await client.post(
-        f"/api/chats/{chat.id}/completions/",  # with or without the trailing slash
+        f"/api/chats/{chat.id}/completions",
         {"prompt": "hello there", "tokens": 8, "tokens_per_second": 200},
     )
     assert response.status_code == 202
@@ -127,13 +128,20 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     assert set(body) == {"task_id", "chat_id", "message_id"}
     listed = await client.get("/api/tasks/")
     assert [t["id"] for t in listed.json()] == [body["task_id"]]
+    (task,) = listed.json()
+    assert task["item_id"] == chat.id
+    # Unix time in seconds, a number (not an ISO string).
+    assert type(task["created_at"]) is float
+    assert abs(task["created_at"] - time.time()) < 60
     kinds, pieces = [], []
     while "chat:completion" not in kinds:
         event = (await tab.recv_event("events"))["data"]
         kinds.append(event["type"])
         if event["type"] == "message":
             pieces.append(event["data"]["content"])
-    assert kinds[:3] == ["status", "source", "status"] and len(pieces) == 8
+    # The prompt first (every tab shows it), then the answer's events.
+    assert kinds[:4] == ["chat:message", "status", "source", "status"]
+    assert len(pieces) == 8
     await asyncio.sleep(0.05)
     answer = await database_sync_to_async(Message.objects.get)(
         chat=chat, message_id=body["message_id"]
@@ -169,6 +177,18 @@ async def test_stop_my_task_but_not_someone_elses(make_user):
     stopped = await mine.post(f"/api/tasks/{task_id}/stop")
     assert (stopped.status_code, stopped.json()) == (200, {"stopped": True})
     assert (await mine.post(f"/api/tasks/{task_id}/stop")).status_code == 404
+    # After a reload the answer still says it was stopped, and by whom.
+    prompt, answer = (await mine.get(f"/api/chats/{chat.id}/")).json()["messages"]
+    assert (prompt["state"], prompt["stop_reason"], prompt["done"]) == (
+        "done",
+        None,
+        True,
+    )
+    assert (answer["state"], answer["stop_reason"], answer["done"]) == (
+        "stopped",
+        "user",
+        False,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -184,3 +204,86 @@ async def test_a_titled_chat_keeps_its_title(ws, make_user):
         pass
     await asyncio.sleep(0.05)
     assert (await database_sync_to_async(Chat.objects.get)(pk=chat.id)).title == "Mine"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_trailing_slash_on_completions_or_stop_is_no_endpoint(make_user):
+    user = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    client = AuthedAsyncClient(user)
+    body = {"prompt": "long", "tokens": 1000, "tokens_per_second": 50}
+    refused = await client.post(f"/api/chats/{chat.id}/completions/", body)
+    assert (refused.status_code, refused.json()["error"]) == (
+        404,
+        {"code": "not_found", "message": "no such endpoint"},
+    )
+    assert await tasks.list_tasks() == []
+    assert await database_sync_to_async(Message.objects.count)() == 0
+    task_id = (await client.post(f"/api/chats/{chat.id}/completions", body)).json()[
+        "task_id"
+    ]
+    refused = await client.post(f"/api/tasks/{task_id}/stop/")
+    assert refused.status_code == 404
+    assert refused.json()["error"]["message"] == "no such endpoint"
+    assert [t.task_id for t in await tasks.list_tasks()] == [task_id]
+    assert (await client.post(f"/api/tasks/{task_id}/stop")).json() == {"stopped": True}
+
+
+async def until_no_task(client) -> None:
+    """Wait for the user's generations to end."""
+    for _ in range(200):
+        if (await client.get("/api/tasks/")).json() == []:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the generation did not end")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_follow_up_prompt_goes_under_the_previous_answer(make_user):
+    user = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    client = AuthedAsyncClient(user)
+    fast = {"tokens": 2, "tokens_per_second": 1000}
+    answers = []
+    for prompt in ("first question", "second question"):
+        started = await client.post(
+            f"/api/chats/{chat.id}/completions", {"prompt": prompt, **fast}
+        )
+        answers.append(started.json()["message_id"])
+        await until_no_task(client)
+    messages = (await client.get(f"/api/chats/{chat.id}/")).json()["messages"]
+    # One thread, in order: each message's parent is the one before it.
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 2
+    assert [m["parent_id"] for m in messages] == [None] + [
+        m["message_id"] for m in messages[:-1]
+    ]
+    assert [messages[1]["message_id"], messages[3]["message_id"]] == answers
+    assert messages[2]["content"] == "second question"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_prompt_reaches_every_session_of_the_user(ws, make_user):
+    user = await database_sync_to_async(make_user)()
+    other = await database_sync_to_async(make_user)()
+    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    sender, other_tab, stranger = await ws(user), await ws(user), await ws(other)
+    client = AuthedAsyncClient(user)
+    started = await client.post(
+        f"/api/chats/{chat.id}/completions",
+        {"prompt": "hello everyone", "tokens": 2, "tokens_per_second": 1000},
+    )
+    await until_no_task(client)
+    stored = (await client.get(f"/api/chats/{chat.id}/")).json()["messages"]
+    prompt = stored[0]
+    for tab in (sender, other_tab):
+        # The prompt comes first, as Open WebUI's chat:message: the stored message.
+        first = await tab.recv_event("events")
+        assert first == {
+            "chat_id": chat.id,
+            "message_id": prompt["message_id"],
+            "data": {"type": "chat:message", "data": {**prompt}},
+        }
+        assert first["data"]["data"]["role"] == "user"
+        answer = await tab.recv_event("events")
+        assert answer["message_id"] == started.json()["message_id"]
+    assert await stranger.nothing(0.2)

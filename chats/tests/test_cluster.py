@@ -91,6 +91,8 @@ async def test_stop_from_the_other_instance(cluster, alice_chat):
     await tab.close()
     row = await message_row(chat, started["message_id"])
     assert row.content == "".join(pieces) and not row.done
+    # The stop crossed instances with who asked for it.
+    assert (row.state, row.stop_reason) == ("stopped", "user")
     assert 5 <= len(pieces) < 2000
     status, listed = await asyncio.to_thread(
         http_get, f"{one.http}/api/tasks/", token_for(alice)
@@ -121,6 +123,8 @@ async def test_sigterm_mid_stream_loses_nothing_streamed(cluster, alice_chat, in
     row = await message_row(chat, started["message_id"])
     assert row.content == "".join(pieces)
     assert len(pieces) >= 12
+    # uvicorn stops its tasks (lifespan); daphne's exit hook ends what is open.
+    assert (row.state, row.stop_reason) == ("stopped", "shutdown")
 
 
 async def test_killed_client_does_not_stop_the_stream(cluster, alice_chat):

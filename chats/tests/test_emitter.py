@@ -57,7 +57,24 @@ async def test_every_event_type_is_persisted(ws, make_user, make_chat, settings)
     await emit({"type": "chat:completion", "data": {"done": True, "title": "Final"}})
     message = await message_of(chat, "m1")
     assert (message.content, message.done) == ("Again and more", True)
-    assert (await chat_of(chat.id)).title == "Final"
+    # chat:title renamed it, so the answer's title does not (see the next test).
+    assert (await chat_of(chat.id)).title == "Greeting"
+
+
+@pytest.mark.parametrize(
+    "title, kept", [("New Chat", False), ("First chat", True)], ids=["default", "own"]
+)
+async def test_an_answers_title_names_only_a_chat_with_the_default_title(
+    make_user, make_chat, title, kept
+):
+    user = await database_sync_to_async(make_user)()
+    chat = await make_chat(user, title=title)
+    emit = get_event_emitter(user.id, chat.id, "m1")
+    await emit({"type": "chat:completion", "data": {"done": True, "title": "Answer"}})
+    assert (await chat_of(chat.id)).title == (title if kept else "Answer")
+    # An explicit chat:title always renames.
+    await emit({"type": "chat:title", "data": "Renamed"})
+    assert (await chat_of(chat.id)).title == "Renamed"
 
 
 async def test_completion_content_is_the_final_content(make_user, make_chat):
@@ -131,6 +148,9 @@ async def test_someone_elses_chat_is_refused_and_nothing_is_sent(
         {"type": "chat:title", "data": {"title": 3}},
         {"type": "chat:tags", "data": "a,b"},
         {"type": "chat:completion", "data": "done"},
+        {"type": "chat:tasks:cancel", "data": "now"},
+        {"type": "chat:tasks:cancel", "data": {"state": "done"}},
+        {"type": "chat:tasks:cancel", "data": {"reason": "boredom"}},
     ],
 )
 async def test_malformed_events_are_bad_request(make_user, make_chat, event):
@@ -240,5 +260,25 @@ async def test_events_that_are_not_stored_create_no_message_row(make_user, make_
     user = await database_sync_to_async(make_user)()
     chat = await make_chat(user)
     emit = get_event_emitter(user.id, chat.id, "m1")
-    await emit({"type": "chat:tasks:cancel", "data": {}})
+    await emit({"type": "notification", "data": {"type": "info", "content": "hi"}})
     assert await database_sync_to_async(Message.objects.count)() == 0
+
+
+async def test_a_cancel_ends_the_message_but_never_undoes_a_completion(
+    make_user, make_chat
+):
+    user = await database_sync_to_async(make_user)()
+    chat = await make_chat(user)
+    stopped = get_event_emitter(user.id, chat.id, "m1")
+    await stopped({"type": "message", "data": {"content": "part"}})
+    await stopped({"type": "chat:tasks:cancel", "data": {}})  # as Open WebUI sends it
+    message = await message_of(chat, "m1")
+    assert (message.content, message.state, message.stop_reason) == (
+        "part",
+        "stopped",
+        "",
+    )
+    completed = get_event_emitter(user.id, chat.id, "m2")
+    await completed({"type": "chat:completion", "data": {"done": True}})
+    await completed({"type": "chat:tasks:cancel", "data": {"reason": "user"}})
+    assert (await message_of(chat, "m2")).state == "done"

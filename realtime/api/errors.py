@@ -29,6 +29,11 @@ _STATUS_BY_CODE = {
 }
 
 
+class PathError(exceptions.ValidationError):
+    """A malformed id in the URL path (realtime.api.fields.PathIdsMixin): 400 with
+    the message `invalid path` and per-name details, like a body's errors."""
+
+
 def exception_handler(exc, context):
     """Map DRF, Django and EventError exceptions to the one error shape."""
     if isinstance(exc, EventError):
@@ -44,7 +49,8 @@ def exception_handler(exc, context):
     code = _BY_STATUS.get(response.status_code, BAD_REQUEST)
     error = {"code": code, "message": _message(exc)}
     if isinstance(exc, exceptions.ValidationError):
-        error["message"] = "invalid request body"
+        is_path = isinstance(exc, PathError)
+        error["message"] = "invalid path" if is_path else "invalid request body"
         error["details"] = response.data
     response.data = {"error": error}
     if response.status_code == status.HTTP_401_UNAUTHORIZED:

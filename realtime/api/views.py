@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime import emit
+from realtime.api.fields import IdField, PathIdsMixin, StrictCharField
 
 
 class IsAdmin(BasePermission):
@@ -71,12 +72,12 @@ class RoomEmitApi(APIView):
     permission_classes = [IsAdmin]
 
     class InputSerializer(serializers.Serializer):
-        room = serializers.CharField(required=False, max_length=200)
-        user_id = serializers.IntegerField(required=False)
-        sid = serializers.CharField(required=False, max_length=64)
-        event = serializers.CharField(max_length=128)
+        room = StrictCharField(required=False, max_length=200)
+        user_id = IdField(required=False)
+        sid = StrictCharField(required=False, max_length=64)
+        event = StrictCharField(max_length=128)
         data = serializers.JSONField(required=False, allow_null=True, default=None)
-        skip_sid = serializers.CharField(required=False, max_length=64, default=None)
+        skip_sid = StrictCharField(required=False, max_length=64, default=None)
 
         def validate(self, attrs):
             targets = [
@@ -116,10 +117,11 @@ class RoomEmitApi(APIView):
         return Response({"sent": True}, status=status.HTTP_202_ACCEPTED)
 
 
-class UserDisconnectApi(APIView):
+class UserDisconnectApi(PathIdsMixin, APIView):
     """POST /api/users/{id}/disconnect/: close every socket of a user (admins)."""
 
     permission_classes = [IsAdmin]
+    path_ids = ("user_id",)
 
     def post(self, request, user_id: int):
         emit.user_disconnect_sync(user_id=user_id, reason="disconnected by an admin")

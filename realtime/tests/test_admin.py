@@ -87,3 +87,28 @@ async def test_live_pages_are_for_staff_only(ws, make_user):
     await sync_to_async(http.force_login)(user)
     response = await sync_to_async(http.get)("/admin/realtime/livesession/")
     assert response.status_code == 302  # to the admin login
+
+
+def test_index_lists_users_under_auth_and_every_app_by_its_name(make_user):
+    http = HttpClient()
+    http.force_login(make_user("root", is_staff=True, is_superuser=True))
+    response = http.get("/admin/")
+    sections = {
+        app["name"]: sorted(m["object_name"] for m in app["models"])
+        for app in response.context["app_list"]
+    }
+    assert sections == {
+        "Authentication and Authorization": ["Group", "User"],
+        "Channels": ["Channel", "ChannelMember", "ChannelMessage"],
+        "Chats": ["Chat", "Message"],
+        "Notes": ["Note", "NoteGrant"],
+        "Real-time": ["LiveSession", "ModelInUse"],
+    }
+    # Each app's own page agrees with the index.
+    auth = http.get("/admin/auth/").context["app_list"]
+    assert [m["object_name"] for m in auth[0]["models"]] == ["Group", "User"]
+    realtime = http.get("/admin/realtime/").context["app_list"]
+    assert [m["object_name"] for m in realtime[0]["models"]] == [
+        "LiveSession",
+        "ModelInUse",
+    ]

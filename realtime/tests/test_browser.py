@@ -80,6 +80,15 @@ class Tab:
                 else None
             ),
         )
+        # A page must not ask for anything that is not there (e.g. /favicon.ico).
+        page.on(
+            "response",
+            lambda r: (
+                self.errors.append(f"response: {r.status} {r.url}")
+                if r.status == 404
+                else None
+            ),
+        )
 
     async def open(self, url: str) -> "Tab":
         """Load a demo page and wait until its script is ready and connected."""
@@ -218,6 +227,18 @@ async def test_two_editors_converge_and_see_each_others_cursor(browser, server, 
     await expect(a.page.locator("#cursors .caret[data-user='Bob']")).to_be_visible()
     await expect(b.page.locator("#cursors .caret[data-user='Alice']")).to_be_visible()
 
+    # Bob selects "A start": Alice sees it in Bob's colour, translucent (not the
+    # default yellow of an invalid colour).
+    await b.page.keyboard.press("Home")
+    for _ in range(7):
+        await b.page.keyboard.press("Shift+ArrowRight")
+    selection = a.page.locator("#cursors mark[data-user='Bob']")
+    await expect(selection).to_have_text("A start", timeout=WAIT_MS)
+    caret = a.page.locator("#cursors .caret[data-user='Bob']")
+    bob_rgb = await caret.evaluate("n => getComputedStyle(n).borderLeftColor")
+    mark_bg = await selection.evaluate("n => getComputedStyle(n).backgroundColor")
+    assert mark_bg == bob_rgb.replace("rgb(", "rgba(").replace(")", ", 0.2)")
+
     # The server's copy converged too (the note's content follows within 0.5 s).
     deadline = time.monotonic() + 10
     while True:
@@ -228,16 +249,18 @@ async def test_two_editors_converge_and_see_each_others_cursor(browser, server, 
     assert stored["content"] == want
     await a.shot("notes")
 
-    # Alice makes Bob a reader: his page hears note:access, joins again, read-only.
-    status, _ = http_post(
-        f"{server.http}/api/notes/{note['id']}/share/",
-        {"user_id": bob.id, "permission": "read"},
-        token,
-    )
-    assert status == 200
+    # Alice makes Bob a reader with the share form: a notice, not an error; his page
+    # hears note:access, joins again, read-only.
+    await a.page.select_option("#share-user", str(bob.id))
+    await a.page.select_option("#share select[name=permission]", "read")
+    await a.page.click("#share button[type=submit]")
+    await expect(a.page.locator("#log")).to_have_text("Shared.", timeout=WAIT_MS)
+    await expect(a.page.locator("#log")).to_have_class("notice")
     await expect(b.page.locator("#editor")).to_have_attribute(
         "readonly", "", timeout=WAIT_MS
     )
+    await a.page.click("#editor")  # the share form had the focus
+    await a.page.keyboard.press("End")
     await a.page.keyboard.type("?")
     await expect(b.page.locator("#editor")).to_have_value(want + "?", timeout=WAIT_MS)
     a.assert_no_errors()
@@ -273,6 +296,9 @@ async def test_chat_streams_to_two_tabs_stops_and_usage_is_live(
     for tab in (first, second):
         text = await tab.page.locator("article.assistant .content").inner_text()
         assert text == stored["content"]
+        # Both tabs show the same conversation: the prompt too, not only the answer.
+        prompt = tab.page.locator("article.user .content")
+        await expect(prompt).to_have_text("What is streaming?")
     await first.shot("chat")
 
     # A long answer, stopped from the second tab.
@@ -283,13 +309,39 @@ async def test_chat_streams_to_two_tabs_stops_and_usage_is_live(
     await expect(second.page.locator("article.assistant")).to_have_count(
         2, timeout=WAIT_MS
     )
+    roles = second.page.locator("#messages article")
+    await expect(roles).to_have_count(4)
+    assert [await a.get_attribute("data-role") for a in await roles.all()] == [
+        "user",
+        "assistant",
+    ] * 2
+    await expect(roles.nth(2).locator(".content")).to_have_text("Tell me everything")
     await expect(second.page.locator("#stop")).to_be_enabled(timeout=WAIT_MS)
     await second.page.click("#stop")
     for tab in (first, second):
         stopped = tab.page.locator("article.assistant").last
         await expect(stopped).to_have_attribute("data-stopped", "true", timeout=WAIT_MS)
     _, chat = http_get(f"{server.http}/api/chats/{chat_id}/", token_for(alice))
-    assert chat["messages"][-1]["done"] is False
+    last = chat["messages"][-1]
+    assert (last["state"], last["stop_reason"], last["done"]) == (
+        "stopped",
+        "user",
+        False,
+    )
+    # After a reload the page still shows that the answer stopped.
+    await second.page.reload()
+    await expect(second.page.locator("body")).to_have_attribute(
+        "data-ready", "true", timeout=WAIT_MS
+    )
+    stopped = second.page.locator("article.assistant").last
+    await expect(stopped).to_have_attribute("data-state", "stopped")
+    await expect(stopped).to_have_attribute("data-stopped", "true")
+    after = await stopped.locator(".content").evaluate(
+        "n => getComputedStyle(n, '::after').content"
+    )
+    assert after == '" [stopped]"'
+    await expect(second.page.locator("#stop")).to_be_disabled()
+    await second.shot("chat-stopped-after-reload")
 
     # Usage: one tab reports a model in use; another user's usage page shows it live,
     # and drops it once the reports stop (USAGE_TTL, 3 s, plus the 1 s coalescing).

@@ -30,3 +30,14 @@ def test_every_error_code_is_in_the_protocol_doc():
 
     protocol = (ROOT / "docs" / "protocol.md").read_text()
     assert sorted(c for c in CODES if f"`{c}`" not in protocol) == []
+
+
+def test_the_readmes_demo_table_does_not_deny_a_registered_event():
+    # Each page row names the event it shows; an event the server registers must not
+    # be described as missing.
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `/")]
+    usage = next(line for line in rows if line.startswith("| `/usage/` |"))
+    assert "usage" in events.event_names()
+    for denial in ("does not have", "not yet", "not supported"):
+        assert denial not in usage, usage

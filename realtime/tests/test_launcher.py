@@ -13,6 +13,7 @@ import pytest
 from conftest import ARTIFACTS, WsClient, cluster_env
 from realtime.launcher import BASE_DIR, free_port, server_command
 from realtime.state import get_state
+from realtime.tests.test_logs import assert_quiet, visit
 from realtime.worker.base import LOCK_NAME
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
@@ -39,7 +40,11 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
 ):
     ARTIFACTS.mkdir(exist_ok=True)
     ports = [free_port(), free_port()]
-    env = {**cluster_env(redis_prefix, settings.SECRET_KEY), "WORKER_INTERVAL": "0.5"}
+    env = {
+        **cluster_env(redis_prefix, settings.SECRET_KEY),
+        "WORKER_INTERVAL": "0.5",
+        "LOG_LEVEL": "INFO",  # the default level, for the log check below
+    }
     log_path = ARTIFACTS / "realtime_fleet.log"
     with open(log_path, "wb") as log:
         command = subprocess.Popen(
@@ -55,7 +60,7 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
         async def worker_pid():
             for line in log_path.read_text().splitlines():
                 if line.startswith("worker pid "):
-                    return int(line.split()[-1])
+                    return int(line.split()[2])
             assert command.poll() is None, log_path.read_text()
             return None
 
@@ -79,6 +84,9 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
         finally:
             await alice.close()
             await bob.close()
+        # A token wrongly put in a URL, on each instance.
+        for port in ports:
+            await visit(port)
     finally:
         command.send_signal(signal.SIGTERM)
         try:
@@ -88,6 +96,11 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
             raise
     # Stopping the command stopped every process it started.
     assert not any(_healthy(p) for p in ports)
+    # The servers log to the command's output: no query string, no line per
+    # connection.
+    text = log_path.read_text(errors="replace")
+    assert "uvicorn on http://" in text and "realtime.hub instance" in text
+    assert_quiet(text)
     assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
 
 

@@ -57,6 +57,8 @@ class Command(BaseCommand):
             servers=[options["server"]] * len(ports),
             ports=ports,
             worker=not options["no_worker"],
+            # The servers log to this command's output, as one server would.
+            inherit_output=True,
         )
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,7 +68,10 @@ class Command(BaseCommand):
             for process in fleet.instances:
                 self.stdout.write(f"{process.server} on {process.http} ({process.ws})")
             if fleet.worker_process is not None:
-                self.stdout.write(f"worker pid {fleet.worker_process.proc.pid}")
+                worker = fleet.worker_process
+                self.stdout.write(
+                    f"worker pid {worker.proc.pid} (log {worker.log_path})"
+                )
             self.stdout.flush()
             while not stop.wait(0.5):
                 for process in fleet.instances:

@@ -1,31 +1,16 @@
-"""Create the demo users (if missing) and print their credentials."""
+"""Create the demo users and the apps' demo data (if missing); print the credentials."""
 
 from django.core.management.base import BaseCommand
 
-from realtime.models import User
-
-DEMO_USERS = [
-    # username, display name, role
-    ("admin", "Ada Admin", User.Role.ADMIN),
-    ("alice", "Alice", User.Role.USER),
-    ("bob", "Bob", User.Role.USER),
-    ("carol", "Carol", User.Role.USER),
-]
+from realtime.demo import demo_seed
 
 
 class Command(BaseCommand):
-    help = "Create demo users admin, alice, bob, carol (password: <username>-demo)."
+    help = (
+        "Create demo users admin, alice, bob, carol (password: <username>-demo) and "
+        "the apps' demo data, such as a channel of all of them."
+    )
 
     def handle(self, *args, **options):
-        self.stdout.write("Demo users (username / password):")
-        for username, name, role in DEMO_USERS:
-            user, created = User.objects.get_or_create(
-                username=username, defaults={"name": name, "role": role}
-            )
-            if created:
-                user.set_password(f"{username}-demo")
-                if role == User.Role.ADMIN:
-                    user.is_staff = user.is_superuser = True
-                user.save()
-            state = "created" if created else "exists"
-            self.stdout.write(f"  {username:<6} / {username}-demo   ({role}, {state})")
+        for line in demo_seed():
+            self.stdout.write(line)

@@ -8,7 +8,7 @@ const socket = openSocket();
 const state = {
   chats: [],
   chatId: null,
-  messages: new Map(), // message_id -> {message_id, role, content, status_history, sources, done, stopped}
+  messages: new Map(), // message_id -> {message_id, role, content, status_history, sources, done, state, stop_reason}
   tasks: new Set(), // running task ids of the open chat
   streaming: new Set(), // message ids this tab started and that are not done yet
   usageSupported: true,
@@ -16,10 +16,24 @@ const state = {
 
 // --- rendering ---------------------------------------------------------------------
 
-function statusText(status) {
+/** A status line; "…" only while the message still streams (not after a stop). */
+function statusText(status, live) {
   if (typeof status !== "object" || status === null) return String(status);
   const what = status.description || status.action || "status";
-  return `${what}${status.done ? " ✓" : "…"}`;
+  return `${what}${status.done ? " ✓" : live ? "…" : ""}`;
+}
+
+// How a message that did not complete ended, as the page shows it after the text.
+const ENDINGS = {
+  user: "stopped",
+  admin: "stopped by an admin",
+  shutdown: "stopped: the server shut down",
+  error: "failed",
+};
+
+function ending(message) {
+  if (message.state !== "stopped" && message.state !== "failed") return "";
+  return ENDINGS[message.stop_reason] || message.state;
 }
 
 function sourceName(source) {
@@ -40,10 +54,14 @@ function renderMessage(message) {
     $("#messages").append(node);
   }
   node.dataset.done = String(Boolean(message.done));
-  node.dataset.stopped = String(Boolean(message.stopped));
-  node.querySelector(".content").textContent = message.content;
+  node.dataset.state = message.state || (message.done ? "done" : "streaming");
+  node.dataset.stopped = String(message.state === "stopped" || message.state === "failed");
+  const content = node.querySelector(".content");
+  content.textContent = message.content;
+  content.dataset.ending = ending(message); // shown after the text (demo.css)
+  const live = node.dataset.state === "streaming";
   node.querySelector(".status").replaceChildren(
-    ...(message.status_history || []).map((s) => el("li", {}, statusText(s))),
+    ...(message.status_history || []).map((s) => el("li", {}, statusText(s, live))),
   );
   node.querySelector(".sources").replaceChildren(
     ...(message.sources || []).map((s) => el("li", {}, "Source: ", sourceName(s))),
@@ -83,15 +101,17 @@ async function loadChats() {
  * the longer of each part wins until the message is done.
  */
 function merge(local, stored) {
-  if (!local || stored.done) return { ...local, ...stored };
+  // A stored message that ended (done, stopped or failed) is the whole of it.
+  if (!local || stored.state !== "streaming") return { ...local, ...stored };
   const longer = (a, b) => (a.length > b.length ? a : b);
   return {
     ...stored,
-    stopped: local.stopped,
     content: longer(local.content, stored.content),
     status_history: longer(local.status_history, stored.status_history),
     sources: longer(local.sources, stored.sources),
     done: Boolean(local.done),
+    state: local.state ?? stored.state,
+    stop_reason: local.stop_reason ?? stored.stop_reason,
   };
 }
 
@@ -157,10 +177,12 @@ function applyEvent(message, event) {
       break;
     case "chat:completion":
       if (typeof data?.content === "string") message.content = data.content;
-      if (data?.done) message.done = true;
+      if (data?.done) Object.assign(message, { done: true, state: "done" });
       break;
     case "chat:tasks:cancel":
-      message.stopped = true;
+      // The last event of an answer that did not complete: how, and by whom.
+      message.state = data?.state || "stopped";
+      message.stop_reason = data?.reason || null;
       break;
     default:
       return false;
@@ -184,11 +206,26 @@ socket.on("events", ({ chat_id, message_id, data: event }) => {
   renderChats();
   if (chat_id !== state.chatId) return;
   let message = state.messages.get(message_id);
-  if (!message) {
-    message = { message_id, role: "assistant", content: "", status_history: [], sources: [], done: false };
+  if (!message && event.type === "chat:message" && event.data?.role) {
+    // A prompt, from this tab or another: the stored message, whole.
+    message = { status_history: [], sources: [], ...event.data };
     state.messages.set(message_id, message);
+    renderMessage(message);
+  } else {
+    if (!message) {
+      message = {
+        message_id,
+        role: "assistant",
+        content: "",
+        status_history: [],
+        sources: [],
+        done: false,
+        state: "streaming",
+      };
+      state.messages.set(message_id, message);
+    }
+    if (applyEvent(message, event)) renderMessage(message);
   }
-  if (applyEvent(message, event)) renderMessage(message);
   if (ended) state.tasks.clear();
   else if (state.tasks.size === 0) loadTasks(); // a stream another tab started
   renderControls();
@@ -232,7 +269,8 @@ $("#prompt-form").addEventListener("submit", async (event) => {
     const started = await api("POST", `/api/chats/${state.chatId}/completions`, body);
     state.tasks.add(started.task_id);
     state.streaming.add(started.message_id);
-    // The prompt is stored before the 202; fetch it (the answer streams meanwhile).
+    // Every tab gets the prompt as a chat:message event; this one also reads the
+    // stored chat, in case its socket is down (the answer streams meanwhile).
     await loadChat(state.chatId);
     $("#prompt").value = "";
   } catch (err) {

@@ -152,6 +152,14 @@ export function requireLogin() {
   return user;
 }
 
+/** Show one line in the page's #log: an error (the default) or a notice. */
+export function report(text, { ok = false } = {}) {
+  const log = $("#log");
+  if (!log) return;
+  log.textContent = text;
+  log.className = ok ? "notice" : "error";
+}
+
 export function time(iso) {
   return iso ? new Date(iso).toLocaleTimeString() : "";
 }

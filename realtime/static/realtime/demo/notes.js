@@ -1,7 +1,7 @@
 // Notes demo: a collaborative editor on a Yjs document (the Y.Text "content"), synced
 // with the ydoc:* events, showing the other editors' cursors and selections from Yjs
 // awareness.
-import { $, api, el, openSocket, requireLogin, userNames } from "./demo.js";
+import { $, api, el, openSocket, report, requireLogin, userNames } from "./demo.js";
 
 const me = requireLogin();
 const socket = openSocket();
@@ -12,8 +12,7 @@ try {
   // Built by scripts/js.sh from the npm packages (never committed).
   yjs = await import("../vendor/yjs.js");
 } catch {
-  $("#log").textContent =
-    "The Yjs bundle is missing: run scripts/serve.sh (it builds it with npm).";
+  report("The Yjs bundle is missing: run scripts/serve.sh (it builds it with npm).");
   throw new Error("no Yjs bundle");
 }
 const { Y, Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } = yjs;
@@ -21,6 +20,15 @@ const { Y, Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarene
 const REMOTE = "server"; // transaction origin of what came over the socket
 const COLORS = ["#d33", "#27c", "#2a2", "#c6c", "#e80", "#099"];
 const myColor = COLORS[me.id % COLORS.length];
+
+/** A user's colour, translucent, for their selection; colours are #rgb or #rrggbb. */
+function tint(color, alpha = 0.2) {
+  const hex = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(color)?.[1];
+  if (!hex) return `color-mix(in srgb, ${color} ${alpha * 100}%, transparent)`;
+  const full = hex.length === 3 ? [...hex].map((c) => c + c).join("") : hex;
+  const [r, g, b] = [0, 2, 4].map((i) => Number.parseInt(full.slice(i, i + 2), 16));
+  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
 
 function toBase64(bytes) {
   let binary = "";
@@ -199,7 +207,7 @@ class Editor {
       );
       parts.push(
         selector
-          ? el("mark", { style: `background:${selector.user.color}33`, dataset: { user: selector.user.name } }, chunk)
+          ? el("mark", { style: `background:${tint(selector.user.color)}`, dataset: { user: selector.user.name } }, chunk)
           : chunk,
       );
     });
@@ -238,7 +246,7 @@ socket.on("ydoc:user:joined", ({ document_id }) => {
   if (editor?.documentId === document_id) editor.sendAwareness([editor.doc.clientID]);
 });
 socket.on("error", (error) => {
-  $("#log").textContent = `${error.code}: ${error.message}`;
+  report(`${error.code}: ${error.message}`);
 });
 // A grant changed: the server took this socket out of the document. Join again with
 // the new permission, or close the note if access was revoked.
@@ -246,7 +254,7 @@ socket.on("note:access", async ({ note_id, permission }) => {
   notes = await api("GET", "/api/notes/");
   if (editor?.note.id !== note_id) return renderNotes();
   if (permission === null) {
-    $("#log").textContent = "Your access to this note was revoked.";
+    report("Your access to this note was revoked.");
     location.hash = "";
     return openNote(null);
   }
@@ -258,7 +266,7 @@ socket.on("note:access", async ({ note_id, permission }) => {
 socket.on("note:deleted", async ({ note_id }) => {
   notes = await api("GET", "/api/notes/");
   if (editor?.note.id === note_id) {
-    $("#log").textContent = "This note was deleted.";
+    report("This note was deleted.");
     location.hash = "";
     return openNote(null);
   }
@@ -266,7 +274,7 @@ socket.on("note:deleted", async ({ note_id }) => {
 });
 // A new socket is in no document: join again (the state sync sends offline edits).
 socket.on("connect", () => {
-  if (editor) editor.join().catch((err) => ($("#log").textContent = err.message));
+  if (editor) editor.join().catch((err) => report(err.message));
 });
 
 function renderNotes() {
@@ -311,11 +319,15 @@ $("#new-note").addEventListener("submit", async (event) => {
 $("#share").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  await api("POST", `/api/notes/${editor.note.id}/share/`, {
-    user_id: Number(form.get("user")),
-    permission: form.get("permission"),
-  });
-  $("#log").textContent = "Shared.";
+  try {
+    await api("POST", `/api/notes/${editor.note.id}/share/`, {
+      user_id: Number(form.get("user")),
+      permission: form.get("permission"),
+    });
+    report("Shared.", { ok: true });
+  } catch (err) {
+    report(err.message);
+  }
 });
 $("#share-user").replaceChildren(
   ...[...names].filter(([id]) => id !== me.id).map(([id, name]) => el("option", { value: id }, name)),
