@@ -110,9 +110,9 @@ async def _fresh_realtime():
     state_module.reset_state()
     # Streams a test left open belong to its loop; at exit the emitter would end
     # them in a database that is gone by then.
-    from chats import emitter
+    from chats import streams
 
-    emitter._streams.clear()
+    streams._loop_streams.made.clear()
 
 
 @pytest.fixture

@@ -7,15 +7,19 @@ from typing import Any, Literal
 from channels.db import database_sync_to_async
 
 from channels_app import selectors, services
+from channels_app.rooms import channel_room
 from realtime import events
 from realtime.emit import room_emit
 from realtime.errors import FORBIDDEN, RATE_LIMITED, EventError
 from realtime.events import Empty, Payload, on
 from realtime.hub import get_hub
-from realtime.rooms import channel_room
+from realtime.session import per_session
 
 # A session relays at most one typing event per channel this often (seconds).
 TYPING_INTERVAL = 0.5
+
+# Per socket: channel room -> when its last typing event was relayed.
+typing_sent = per_session(dict)
 
 
 @events.user_rooms
@@ -61,11 +65,11 @@ async def channel_event(session, payload: ChannelEvent) -> dict | None:
         return {"last_read_at": at.isoformat()}
     if room not in session.rooms:
         raise EventError(FORBIDDEN, "not in this channel's room (send join-channels)")
-    last = session.typing_sent.get(room, float("-inf"))
+    sent = typing_sent(session)
     now = time.monotonic()
-    if now - last < TYPING_INTERVAL:
+    if now - sent.get(room, float("-inf")) < TYPING_INTERVAL:
         raise EventError(RATE_LIMITED, "typing is relayed at most every 0.5 s")
-    session.typing_sent[room] = now
+    sent[room] = now
     typing = bool((payload.data.data or {}).get("typing", True))
     await room_emit(
         room=room,

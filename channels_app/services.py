@@ -8,9 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels_app.models import Channel, ChannelMember, ChannelMessage
+from channels_app.rooms import channel_room
 from realtime import emit
 from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, EventError
-from realtime.rooms import channel_room
 
 MAX_MESSAGE_CHARS = 20_000
 

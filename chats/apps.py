@@ -8,7 +8,7 @@ class ChatsConfig(AppConfig):
     verbose_name = "Chats"
 
     def ready(self) -> None:
-        from chats import emitter
+        from chats import streams
         from realtime import events
 
-        events.on_shutdown(emitter.streams_flush_all)
+        events.on_shutdown(streams.streams_flush_all)

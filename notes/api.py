@@ -6,11 +6,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from notes import services
+from notes import selectors, services
 from notes.models import Note, NoteGrant
+from notes.rooms import doc_room, note_room
 from realtime import emit
 from realtime.api.fields import IdField, StrictCharField
-from realtime.rooms import doc_room, note_room
 
 
 def note_output(note: Note, access: str | None = None) -> dict:
@@ -37,10 +37,10 @@ class NoteListCreateApi(APIView):
         )
 
     def get(self, request):
-        notes = services.note_list_for(user=request.user)
+        notes = selectors.note_list_for(user=request.user)
         return Response(
             [
-                note_output(n, services.note_access(note=n, user=request.user))
+                note_output(n, selectors.note_access(note=n, user=request.user))
                 for n in notes
             ]
         )
@@ -66,14 +66,14 @@ class NoteDetailApi(APIView):
         )
 
     def get(self, request, note_id: str):
-        note = services.note_get_for(note_id=note_id, user=request.user)
+        note = selectors.note_get_for(note_id=note_id, user=request.user)
         return Response(
-            note_output(note, services.note_access(note=note, user=request.user))
+            note_output(note, selectors.note_access(note=note, user=request.user))
         )
 
     def patch(self, request, note_id: str):
-        note = services.note_get_for(
-            note_id=note_id, user=request.user, need=services.WRITE
+        note = selectors.note_get_for(
+            note_id=note_id, user=request.user, need=selectors.WRITE
         )
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -102,7 +102,7 @@ class NoteDetailApi(APIView):
         return Response(note_output(note, "write"))
 
     def delete(self, request, note_id: str):
-        note = services.note_get_for(note_id=note_id, user=request.user)
+        note = selectors.note_get_for(note_id=note_id, user=request.user)
         if note.owner_id != request.user.id:
             return Response(
                 {
@@ -125,7 +125,7 @@ class NoteShareApi(APIView):
         permission = serializers.ChoiceField(choices=["read", "write", "none"])
 
     def post(self, request, note_id: str):
-        note = services.note_get_for(note_id=note_id, user=request.user)
+        note = selectors.note_get_for(note_id=note_id, user=request.user)
         if note.owner_id != request.user.id:
             return Response(
                 {

@@ -9,17 +9,17 @@ import base64
 import binascii
 import hashlib
 import logging
-import weakref
 
-from notes import crdt_proxy, services
+from notes import crdt_proxy, selectors, services
 from notes.crdt_proxy import Refused
 from notes.documents import notes
+from notes.rooms import doc_room, note_room
 from realtime import emit, events
 from realtime.db import background_db
 from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, EventError
 from realtime.events import Payload, on
 from realtime.hub import get_hub
-from realtime.rooms import doc_room, note_room
+from realtime.session import per_session
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ def _note_id(document_id: str) -> str:
     return note_id
 
 
-async def _note(session, note_id: str, need: str = services.READ):
-    return await background_db(services.note_get_for)(
+async def _note(session, note_id: str, need: str = selectors.READ):
+    return await background_db(selectors.note_get_for)(
         note_id=note_id, user=session.user, need=need
     )
 
@@ -57,9 +57,7 @@ async def _note(session, note_id: str, need: str = services.READ):
 # deletion takes the user's sessions out of the document's room (services.note_grant,
 # note_delete), and every use checks membership first, so the cached access is never
 # used after such a change: the session has to join again.
-_access: "weakref.WeakKeyDictionary[object, dict[str, str]]" = (
-    weakref.WeakKeyDictionary()
-)
+_access = per_session(dict)  # document id -> "read" or "write"
 
 
 def user_color(user_id: int) -> str:
@@ -87,10 +85,10 @@ async def join_note(session, payload: NoteRef) -> dict:
 async def document_join(session, payload: DocRef) -> dict:
     """Join a document: the joiner gets its state, the others hear who joined."""
     note = await _note(session, _note_id(payload.document_id))
-    access = await background_db(services.note_access)(note=note, user=session.user)
+    access = await background_db(selectors.note_access)(note=note, user=session.user)
     room = doc_room(payload.document_id)
     await (await get_hub()).join(session, room)
-    _access.setdefault(session, {})[payload.document_id] = access
+    _access(session)[payload.document_id] = access
     await _send_state(session, payload.document_id, note.id)
     await emit.room_emit(
         room=room,
@@ -139,7 +137,7 @@ async def document_state(session, payload: DocRef) -> None:
 async def document_update(session, payload: DocUpdate) -> dict:
     """Check, apply, store durably, then relay an update (needs write access)."""
     room = _require_room(session, payload.document_id)
-    if _access.get(session, {}).get(payload.document_id) != services.WRITE:
+    if _access(session).get(payload.document_id) != selectors.WRITE:
         raise EventError(FORBIDDEN, "read-only access to this note")
     note_id = _note_id(payload.document_id)
     update = _decode(payload.update)
@@ -214,7 +212,7 @@ async def _leave(session, document_id: str) -> None:
     if room not in session.rooms:
         return
     await (await get_hub()).leave(session, room)
-    _access.get(session, {}).pop(document_id, None)
+    _access(session).pop(document_id, None)
     await emit.room_emit(
         room=room,
         event="ydoc:user:left",

@@ -3,7 +3,6 @@ online status, and the apps' models. Live data comes from shared state, so it wo
 on the embedded default (inside the server process) and with Redis (any instance)."""
 
 from asgiref.sync import async_to_sync
-from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import BooleanField, Case, Value, When
@@ -173,31 +172,3 @@ class ModelInUseAdmin(LiveStateAdmin):
             for model, sids in snapshot.models.items()
         ]
         return {"rows": rows}
-
-
-# notes/ belongs to another change in flight; its models are registered here until
-# notes gets its own admin module.
-if apps.is_installed("notes"):
-    from notes.models import Note, NoteGrant
-
-    class NoteGrantInline(admin.TabularInline):
-        model = NoteGrant
-        extra = 0
-        raw_id_fields = ("user",)
-
-    @admin.register(Note)
-    class NoteAdmin(admin.ModelAdmin):
-        """Notes with their grants."""
-
-        list_display = ("title", "owner", "updated_at")
-        search_fields = ("title", "owner__username")
-        raw_id_fields = ("owner",)
-        inlines = [NoteGrantInline]
-
-    @admin.register(NoteGrant)
-    class NoteGrantAdmin(admin.ModelAdmin):
-        """Who may read or write which note."""
-
-        list_display = ("note", "user", "permission")
-        list_filter = ("permission",)
-        raw_id_fields = ("note", "user")

@@ -6,8 +6,9 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Real-time"
 
     def ready(self) -> None:
-        # Core events and model signals register themselves on import.
-        from realtime import handlers, signals, usage  # noqa: F401
+        # Core events, layer messages, worker jobs and model signals register
+        # themselves on import.
+        from realtime import calls, handlers, signals, tasks, usage, worker  # noqa: F401
         from realtime.logs import server_logging_install
 
         # uvicorn's loggers: no query strings, no INFO line per connection.

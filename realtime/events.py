@@ -56,6 +56,7 @@ _events: dict[str, EventSpec] = {}
 _room_providers: list[RoomProvider] = []
 _disconnect_hooks: list[DisconnectHook] = []
 _shutdown_hooks: list[Callable[[], Awaitable[Any]]] = []
+_reregister_hooks: list[Callable[[Any], Awaitable[None]]] = []
 
 
 def on(name: str, *, schema: type[Payload] = Empty) -> Callable[[Handler], Handler]:
@@ -89,6 +90,21 @@ def on_shutdown(hook: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[An
     if hook not in _shutdown_hooks:
         _shutdown_hooks.append(hook)
     return hook
+
+
+def on_reregister(
+    hook: Callable[[Any], Awaitable[None]],
+) -> Callable[[Any], Awaitable[None]]:
+    """Register a hook run with the state store when this instance's liveness lapsed
+    and it writes what it holds again (a Redis restart, a long pause)."""
+    if hook not in _reregister_hooks:
+        _reregister_hooks.append(hook)
+    return hook
+
+
+def reregister_hooks() -> list[Callable[[Any], Awaitable[None]]]:
+    """The registered re-register hooks."""
+    return list(_reregister_hooks)
 
 
 def shutdown_hooks() -> list[Callable[[], Awaitable[Any]]]:

@@ -12,6 +12,7 @@ batches grow by themselves. Order is kept per process: one batch at a time, in o
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -24,6 +25,16 @@ from realtime.state.redis import RoutesRebuilding
 
 log = logging.getLogger(__name__)
 
+# While Redis is unreachable a batch is retried after a backoff that starts here and
+# doubles up to RETRY_MAX: quick enough for a failover of a second or two, without
+# spinning through OUTBOX_RETRY_SECONDS.
+RETRY_FIRST = 0.05
+RETRY_MAX = 2.0
+
+# What this loop's hub hands the outbox at start: its own channel, and how messages
+# for it are applied in place.
+LocalDelivery = tuple[str, Callable[[dict], Awaitable[None]]]
+
 
 class Outbox:
     """The queue of room messages of one event loop."""
@@ -31,6 +42,12 @@ class Outbox:
     def __init__(self) -> None:
         self._queue: list[tuple[str, dict, asyncio.Future]] = []
         self._runner: asyncio.Task | None = None
+        self._here: LocalDelivery | None = None
+
+    def deliver_here(self, channel: str, dispatch) -> None:
+        """Messages for `channel` (this process's hub) are given to `dispatch`
+        instead of the layer; the hub calls this when it starts."""
+        self._here = (channel, dispatch)
 
     async def send(self, room: str, message: dict) -> None:
         """Queue a message for every instance with members in `room`; returns once it
@@ -52,7 +69,9 @@ class Outbox:
             batch, self._queue = self._queue, []
             busy = len(batch) > 1
             try:
-                await deliver_retrying([(room, message) for room, message, _ in batch])
+                await self.deliver_retrying(
+                    [(room, message) for room, message, _ in batch]
+                )
             except BaseException as exc:
                 for _, _, future in batch:
                     if not future.done():
@@ -64,56 +83,56 @@ class Outbox:
                     if not future.done():
                         future.set_result(None)
 
+    async def deliver_retrying(self, items: list[tuple[str, dict]]) -> None:
+        """deliver(), retried with backoff while Redis is unreachable (a restart, a
+        failover), for up to OUTBOX_RETRY_SECONDS; senders wait, and order is kept."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.OUTBOX_RETRY_SECONDS
+        backoff = RETRY_FIRST
+        while True:
+            try:
+                return await self.deliver(items)
+            except (
+                RedisConnectionError,
+                RedisTimeoutError,
+                OSError,
+                RoutesRebuilding,
+            ) as exc:
+                if loop.time() + backoff > deadline:
+                    raise
+                log.warning(
+                    "outbox: Redis unavailable (%s); retrying in %.2fs", exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX)
 
-async def deliver_retrying(items: list[tuple[str, dict]]) -> None:
-    """deliver(), retried with backoff while Redis is unreachable (a restart, a
-    failover), for up to OUTBOX_RETRY_SECONDS; senders wait, and order is kept."""
-    deadline = asyncio.get_running_loop().time() + settings.OUTBOX_RETRY_SECONDS
-    backoff = 0.05
-    while True:
-        try:
-            return await deliver(items)
-        except (
-            RedisConnectionError,
-            RedisTimeoutError,
-            OSError,
-            RoutesRebuilding,
-        ) as exc:
-            if asyncio.get_running_loop().time() + backoff > deadline:
-                raise
-            log.warning(
-                "outbox: Redis unavailable (%s); retrying in %.2fs", exc, backoff
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
-
-
-async def deliver(items: list[tuple[str, dict]]) -> None:
-    """Send each (room, message) to the instances routed for its room."""
-    from realtime.hub import current_hub  # the hub sends through the outbox too
-
-    rooms = list(dict.fromkeys(room for room, _ in items))
-    routes = await get_state().routes_for(rooms=rooms)
-    per_channel: dict[str, list[dict]] = defaultdict(list)
-    for room, message in items:
-        for channel in routes.get(room, ()):
-            per_channel[channel].append(message)
-    hub = current_hub()
-    layer = get_channel_layer()
-    error = None
-    for channel, messages in per_channel.items():
-        try:
-            if hub is not None and channel == hub.channel:
-                await hub.dispatch({"type": "batch", "items": messages})
-            else:
-                await layer.send(channel, {"type": "batch", "items": messages})
-        except Exception as exc:  # one full or dead instance must not stop the others
-            log.warning(
-                "could not deliver %d messages to %s: %s", len(messages), channel, exc
-            )
-            error = error or exc
-    if error is not None and len(per_channel) == 1:
-        raise error
+    async def deliver(self, items: list[tuple[str, dict]]) -> None:
+        """Send each (room, message) to the instances routed for its room."""
+        rooms = list(dict.fromkeys(room for room, _ in items))
+        routes = await get_state().routes_for(rooms=rooms)
+        per_channel: dict[str, list[dict]] = defaultdict(list)
+        for room, message in items:
+            for channel in routes.get(room, ()):
+                per_channel[channel].append(message)
+        layer = get_channel_layer()
+        error = None
+        for channel, messages in per_channel.items():
+            batch = {"type": "batch", "items": messages}
+            try:
+                if self._here is not None and channel == self._here[0]:
+                    await self._here[1](batch)
+                else:
+                    await layer.send(channel, batch)
+            except Exception as exc:  # one full or dead instance must not stop others
+                log.warning(
+                    "could not deliver %d messages to %s: %s",
+                    len(messages),
+                    channel,
+                    exc,
+                )
+                error = error or exc
+        if error is not None and len(per_channel) == 1:
+            raise error
 
 
 # The outbox of the running event loop.

@@ -9,16 +9,16 @@ def user_room(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-def channel_room(channel_id: object) -> str:
-    """Members of a channel (group chat)."""
-    return f"channel:{channel_id}"
+# Kinds of rooms that apps name for operators: name -> (room prefix, title).
+_kinds: dict[str, tuple[str, str]] = {}
 
 
-def note_room(note_id: object) -> str:
-    """Sessions that joined a note."""
-    return f"note:{note_id}"
+def room_kind(name: str, *, prefix: str, title: str) -> None:
+    """Register a kind of room an app owns (notes: its Yjs documents, "doc_"), so
+    operators' views (realtime_inspect, its --json) list the rooms of that kind."""
+    _kinds[name] = (prefix, title)
 
 
-def doc_room(document_id: object) -> str:
-    """Editors of a Yjs document."""
-    return f"doc_{document_id}"
+def room_kinds() -> dict[str, tuple[str, str]]:
+    """The registered room kinds: name -> (prefix, title)."""
+    return dict(_kinds)

@@ -4,13 +4,14 @@ so the snapshot can be taken in any event loop."""
 
 from dataclasses import asdict, dataclass, field
 
-from realtime.rooms import doc_room
+from realtime.rooms import room_kinds
 from realtime.state import SessionRecord, TaskRecord, get_state
 
 
 @dataclass(slots=True)
 class FleetSnapshot:
-    """Sessions, presence, rooms, models in use, open documents and running tasks."""
+    """Sessions, presence, rooms, models in use, rooms of the kinds apps registered
+    (notes: open documents), and running tasks."""
 
     instances: dict[str, bool]
     sessions: list[SessionRecord]
@@ -18,7 +19,7 @@ class FleetSnapshot:
     online_user_ids: list[int]
     rooms: dict[str, int]
     models: dict[str, list[str]]
-    documents: dict[str, int]
+    kinds: dict[str, dict[str, int]]  # room kind -> its rooms and their sessions
     tasks: list[TaskRecord]
     usernames: dict[int, str] = field(default_factory=dict)
 
@@ -42,7 +43,7 @@ class FleetSnapshot:
             ],
             "rooms": self.rooms,
             "models_in_use": self.models,
-            "documents": self.documents,
+            **self.kinds,
             "tasks": [asdict(t) for t in self.tasks],
         }
 
@@ -63,7 +64,10 @@ async def fleet_snapshot() -> FleetSnapshot:
         online_user_ids=sorted(await state.online_user_ids()),
         rooms=rooms,
         models={m: sorted(sids) for m, sids in sorted(models.items())},
-        documents={r: n for r, n in rooms.items() if r.startswith(doc_room(""))},
+        kinds={
+            name: {r: n for r, n in rooms.items() if r.startswith(prefix)}
+            for name, (prefix, _) in room_kinds().items()
+        },
         tasks=await state.task_list(),
     )
 

@@ -5,9 +5,10 @@ import itertools
 import logging
 import secrets
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -23,6 +24,7 @@ from realtime.errors import (
 log = logging.getLogger(__name__)
 
 ReplyCallback = Callable[[Any, dict | None], None]
+T = TypeVar("T")
 
 # A closing socket gets this long to send what was queued before the close frame.
 CLOSE_DRAIN_SECONDS = 1.0
@@ -41,7 +43,6 @@ class Session:
         self.user = None  # set once authenticated
         self.user_id: int | None = None
         self.rooms: set[str] = set()
-        self.typing_sent: dict[str, float] = {}  # room -> when typing was last relayed
         self.connected_at = time.time()
         self.closed = False
         self._send = send
@@ -192,3 +193,19 @@ class Session:
         calls, self._calls = self._calls, {}
         for on_reply in calls.values():
             on_reply(None, {"code": DISCONNECTED, "server": True})
+
+
+def per_session(factory: Callable[[], T]) -> Callable[["Session"], T]:
+    """A function that returns a session's object for an app's own per-socket state
+    (made by `factory` on first use, dropped with the session), so that the core's
+    Session carries no app's fields."""
+    made: weakref.WeakKeyDictionary[Session, T] = weakref.WeakKeyDictionary()
+
+    def get(session: Session) -> T:
+        found = made.get(session)
+        if found is None:
+            found = made[session] = factory()
+        return found
+
+    get.made = made  # for inspection (tests)
+    return get

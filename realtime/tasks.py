@@ -19,13 +19,18 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from realtime import events
 from realtime.hub import get_hub
+from realtime.layer import TaskStop, on_layer
+from realtime.loops import per_loop
 from realtime.state import TaskRecord, get_state
 
 log = logging.getLogger(__name__)
 
-# How long task_stop waits for a remote instance to confirm the task ended.
+# How long task_stop waits for a remote instance to confirm the task ended, and how
+# often it looks (the record goes when the task has ended).
 STOP_CONFIRM_SECONDS = 5.0
+STOP_POLL_SECONDS = 0.05
 
 # Who stopped a task; its coroutine reads it with stop_reason() while it is being
 # cancelled (a generation stores it on its message).
@@ -34,18 +39,9 @@ STOPPED_BY_ADMIN = "admin"  # an operator: manage.py realtime_stop_task
 STOPPED_BY_SHUTDOWN = "shutdown"  # its server stopping (ASGI lifespan)
 STOP_REASONS = frozenset({STOPPED_BY_USER, STOPPED_BY_ADMIN, STOPPED_BY_SHUTDOWN})
 
-_local: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _tasks_here() -> dict[str, asyncio.Task]:
-    return _local.setdefault(asyncio.get_running_loop(), {})
-
-
-_records: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
-    weakref.WeakKeyDictionary()
-)
+# This loop's running tasks, and their records: task id -> asyncio task, record.
+_tasks_here = per_loop(dict)
+_records_here = per_loop(dict)
 
 # Why each task being stopped is stopped (set just before it is cancelled).
 _stop_reasons: "weakref.WeakKeyDictionary[asyncio.Task, str]" = (
@@ -62,7 +58,14 @@ def stop_reason() -> str | None:
 
 def local_records() -> list[TaskRecord]:
     """Records of the tasks running here (re-registered if Redis lost them)."""
-    return list(_records.get(asyncio.get_running_loop(), {}).values())
+    return list(_records_here().values())
+
+
+@events.on_reregister
+async def reregister_tasks(state) -> None:
+    """This instance's liveness lapsed: write its running tasks' records again."""
+    for record in local_records():
+        await state.task_add(record=record)
 
 
 async def create_task(
@@ -89,7 +92,7 @@ async def create_task(
     # A task stopped before it first ran never enters _run: close its coroutine.
     task.add_done_callback(lambda _: coro.close())
     _tasks_here()[task_id] = task
-    records = _records.setdefault(asyncio.get_running_loop(), {})
+    records = _records_here()
     records[task_id] = record
     task.add_done_callback(lambda _: records.pop(task_id, None))
     return task_id
@@ -135,14 +138,13 @@ async def stop_task(task_id: str, *, reason: str = STOPPED_BY_USER) -> bool:
         return False
     if await stop_local(task_id, reason=reason):
         return True
-    await get_channel_layer().send(
-        record.channel, {"type": "task.stop", "task_id": task_id, "reason": reason}
-    )
+    stop: TaskStop = {"type": "task.stop", "task_id": task_id, "reason": reason}
+    await get_channel_layer().send(record.channel, stop)
     deadline = time.monotonic() + STOP_CONFIRM_SECONDS
     while time.monotonic() < deadline:
         if await get_state().task_get(task_id=task_id) is None:
             return True
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(STOP_POLL_SECONDS)
     log.warning("task %s did not confirm its stop", task_id)
     return False
 
@@ -176,3 +178,11 @@ async def stop_all_local() -> int:
     for task_id in ids:
         await stop_local(task_id, reason=STOPPED_BY_SHUTDOWN)
     return len(ids)
+
+
+@on_layer("task.stop")
+def task_stop(hub, message: TaskStop) -> None:
+    """Stop a task of this instance. Not awaited: a slow-to-stop task must not hold
+    up the inbox. (An instance of an older release sends no reason.)"""
+    reason = message.get("reason", STOPPED_BY_USER)
+    hub.spawn(stop_local(message["task_id"], reason=reason))

@@ -10,7 +10,10 @@ per USAGE_INTERVAL across the fleet; the cleanup worker deletes lapsed marks.
 from django.conf import settings
 from pydantic import Field
 
+from realtime import emit
 from realtime.events import Payload, on
+from realtime.loops import every
+from realtime.rooms import PRESENCE_ROOM
 from realtime.state import get_state
 
 
@@ -46,3 +49,18 @@ async def model_sessions() -> dict[str, list[str]]:
     """Each model in use and the sessions using it (admin, inspect)."""
     models = await get_state().usage_models()
     return {model: sorted(sids) for model, sids in sorted(models.items())}
+
+
+async def usage_tick() -> bool:
+    """Broadcast the models in use if they changed (marks added, lapsed or gone
+    with their session) and no instance did so within USAGE_INTERVAL."""
+    models = await get_state().usage_claim(interval=settings.USAGE_INTERVAL)
+    if models is None:
+        return False
+    await emit.room_emit(room=PRESENCE_ROOM, event="usage", data={"models": models})
+    return True
+
+
+async def usage_loop() -> None:
+    """Try a broadcast twice per interval, so a change waits at most about one."""
+    await every(settings.USAGE_INTERVAL / 2, usage_tick, "usage broadcast")

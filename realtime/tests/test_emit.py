@@ -146,7 +146,7 @@ async def test_group_membership_survives_interleaved_leave_and_join(ws, users):
         hub.leave(session, "room:x"),
         hub.join(session, "room:x"),
     )
-    assert hub._routed == set(hub.rooms) == {"room:x", "room:y"}
+    assert hub.routed_rooms() == set(hub.rooms) == {"room:x", "room:y"}
 
 
 async def test_concurrent_emits_leave_in_few_layer_messages(backend, monkeypatch):

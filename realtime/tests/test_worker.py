@@ -16,11 +16,12 @@ from conftest import (
     PrivateRedis,
     database_env,
 )
+from notes import jobs as note_jobs
 from notes import services as note_services
 from realtime.hub import current_hub, stop_hub
 from realtime.launcher import BASE_DIR, free_port
 from realtime.state import TaskRecord, get_state
-from realtime.worker import LOCK_NAME, Worker, jobs, run_pass
+from realtime.worker import LOCK_NAME, Worker, registry, run_pass
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,7 +97,7 @@ async def test_one_pass_cleans_what_the_dry_run_announced(backend, make_user):
 async def test_open_notes_below_the_threshold_do_not_starve_closed_ones(
     make_user, monkeypatch
 ):
-    monkeypatch.setattr(jobs, "COMPACT_BATCH", 1)
+    monkeypatch.setattr(note_jobs, "COMPACT_BATCH", 1)
     user = await database_sync_to_async(make_user)("alice")
 
     def note_with_log(title):
@@ -112,9 +113,9 @@ async def test_open_notes_below_the_threshold_do_not_starve_closed_ones(
         sid="s-1", user_id=user.id, instance_id="live", channel="c-live"
     )
     await state.room_join(room=f"doc_note:{opened}", sid="s-1")
-    done = await jobs.notes_compact(dry_run=False)
+    done = await note_jobs.notes_compact(dry_run=False)
     assert done == [f"note {closed}: 1 updates"]
-    assert await jobs.notes_compact(dry_run=False) == []
+    assert await note_jobs.notes_compact(dry_run=False) == []
 
 
 async def test_a_failing_job_is_logged_and_retried_and_the_worker_goes_on(
@@ -130,7 +131,14 @@ async def test_a_failing_job_is_logged_and_retried_and_the_worker_goes_on(
         calls["after"] += 1
         return []
 
-    monkeypatch.setattr(jobs, "JOBS", [("boom", boom), ("after", after)])
+    monkeypatch.setattr(
+        registry,
+        "_jobs",
+        {
+            "boom": registry.Job(name="boom", run=boom, order=1),
+            "after": registry.Job(name="after", run=after, order=2),
+        },
+    )
     worker = Worker(interval=0.05, lock_timeout=1)
     task = asyncio.get_running_loop().create_task(worker.run())
     try:

@@ -5,7 +5,8 @@ renews it every half timeout (only if it still owns it) and releases it on stop 
 if it owns it). A follower that finds the lock taken sleeps until it would expire (at
 most half a timeout), so when a leader dies another takes over within one timeout of
 its last renewal. Nothing here ever ends the loop but `stop()`: every error is logged
-and retried with backoff (up to MAX_BACKOFF), for ever.
+and retried with backoff (up to MAX_BACKOFF), for ever. The jobs are those registered
+with `@job` (realtime/worker/registry.py).
 """
 
 import asyncio
@@ -19,14 +20,17 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from realtime import metrics
+from realtime.loops import MAX_BACKOFF
 from realtime.state import get_state
+from realtime.worker.registry import due_jobs
 
 log = logging.getLogger(__name__)
 
 # The one lock every worker of the fleet competes for.
 LOCK_NAME = "worker:leader"
-# Errors (Redis down, a lost lock) are retried after a backoff growing to this.
-MAX_BACKOFF = 10.0
+# Errors (Redis down, a lost lock) are retried after a backoff that starts here and
+# grows to MAX_BACKOFF.
+RETRY_FIRST = 0.1
 # A follower polls the lock at least this often (seconds), so a released lock is
 # taken at once-ish even when its owner said nothing.
 MIN_POLL = 0.02
@@ -45,15 +49,16 @@ class JobResult:
 async def run_pass(*, dry_run: bool = False, leading=None) -> list[JobResult]:
     """Run every job once; a failing job is logged with its context and the pass goes
     on. `leading()` is checked between jobs: a worker that lost the lock stops."""
-    from realtime.worker.jobs import JOBS
-
     results = []
-    for name, job in JOBS:
+    for job in due_jobs():
+        name = job.name
         if leading is not None and not leading():
             break
         started = time.monotonic()
+        if not dry_run:
+            job.last_run = started
         try:
-            details = await job(dry_run=dry_run)
+            details = await job.run(dry_run=dry_run)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -103,7 +108,7 @@ class Worker:
 
     async def run(self) -> None:
         """Compete for leadership and clean up while leading, until stop()."""
-        backoff = 0.1
+        backoff = RETRY_FIRST
         log.info("worker %s started", self.owner)
         try:
             while not self._stopping.is_set():
@@ -115,7 +120,7 @@ class Worker:
                             continue
                     await run_pass(leading=lambda: self.leader)
                     self.passes += 1
-                    backoff = 0.1
+                    backoff = RETRY_FIRST
                     await self._sleep(self.interval)
                 except asyncio.CancelledError:
                     raise

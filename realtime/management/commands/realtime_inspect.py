@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand
 
 from realtime.management.commands._common import EMBEDDED_NOTE, fleet_mode, run
+from realtime.rooms import room_kinds
 from realtime.selectors import fleet_snapshot, snapshot_with_usernames
 
 
@@ -55,9 +56,11 @@ class Command(BaseCommand):
         w(f"Models in use ({len(snapshot.models)}):")
         for model, sids in snapshot.models.items():
             w(f"  {model}  {len(sids)} sessions: {', '.join(sids)}")
-        w(f"Open documents ({len(snapshot.documents)}):")
-        for room, count in snapshot.documents.items():
-            w(f"  {room}  {count} sessions")
+        for name, (_, title) in room_kinds().items():
+            rooms = snapshot.kinds.get(name, {})
+            w(f"{title} ({len(rooms)}):")
+            for room, count in rooms.items():
+                w(f"  {room}  {count} sessions")
         w(f"Running tasks ({len(snapshot.tasks)}):")
         for t in snapshot.tasks:
             w(
