@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.stream_bench import (  # noqa: E402
+from bench.harness import (  # noqa: E402
     add_service_args,
     drop_database,
     percentile,
@@ -297,7 +297,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    db_env = prepare_database(args, {})
+    db_env = prepare_database(args)
     env = {
         "REDIS_URL": args.redis_url,
         "REDIS_KEY_PREFIX": f"rt-bench-{uuid.uuid4().hex[:8]}",

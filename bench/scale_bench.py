@@ -30,11 +30,9 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,15 +40,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.rawws import RawSocket  # noqa: E402
-from bench.stream_bench import (  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Spawned,
     add_service_args,
-    configure,
     cpu_seconds,
-    drop_database,
     percentile,
-    prepare_database,
+    rss_bytes,
+    services,
 )
+from bench.rawws import RawSocket  # noqa: E402
+from bench.report import scale_table, write_json  # noqa: E402
 
 HOST = "127.0.0.1"
 ROOM = "bench"
@@ -59,52 +58,7 @@ PAD = "x" * 100  # a room message of about the size of a chat event
 TARGETS = ["ours-uvicorn", "ours-daphne", "socketio", "ceiling"]
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
 # --- servers --------------------------------------------------------------------------
-
-
-@dataclass
-class Spawned:
-    """A reference server process (socketio or ceiling) on a port."""
-
-    cmd: list[str]
-    port: int
-    env: dict
-    health_path: str
-    proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30.0) -> "Spawned":
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env={**os.environ, **self.env})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.cmd} exited with {self.proc.returncode}")
-            try:
-                url = f"http://{HOST}:{self.port}{self.health_path}"
-                with urllib.request.urlopen(url, timeout=1):
-                    return self
-            except urllib.error.HTTPError:
-                return self  # it answers HTTP: up (the ceiling refuses plain GETs)
-            except OSError:
-                time.sleep(0.1)
-        self.terminate()
-        raise RuntimeError(f"{self.cmd} did not start")
-
-    def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass
@@ -534,71 +488,6 @@ def seed_users(count: int) -> list[dict]:
     return users
 
 
-def ratio(ours: float | None, theirs: float | None) -> str:
-    if not ours or not theirs:
-        return "n/a"
-    return f"{ours / theirs:.2f}×"
-
-
-def report(results: dict, args) -> str:
-    """The results as a Markdown table, with ratios of ours to python-socketio."""
-    names = [t for t in TARGETS if t in results]
-
-    rows = [
-        ("connects/s", ("connects", "per_second"), "{:.0f}"),
-        (
-            "server CPU per connect (ms)",
-            ("connects", "server_cpu_ms_per_connect"),
-            "{:.2f}",
-        ),
-        (
-            "memory per idle connection (KiB)",
-            ("memory", "bytes_per_connection"),
-            "{:.1f}",
-        ),
-        ("fan-out, 1 instance (deliveries/s)", ("fanout_1", "per_second"), "{:.0f}"),
-        ("fan-out, 2 instances (deliveries/s)", ("fanout_2", "per_second"), "{:.0f}"),
-        (
-            "CPU of the instance without members, solo room (s)",
-            ("solo", "cpu_b"),
-            "{:.2f}",
-        ),
-        ("streaming p50 (ms)", ("streaming", "p50_ms"), "{:.1f}"),
-        ("streaming p99 (ms)", ("streaming", "p99_ms"), "{:.1f}"),
-        ("streaming p99 after 1 s (ms)", ("streaming", "steady_p99_ms"), "{:.1f}"),
-        ("streaming max (ms)", ("streaming", "max_ms"), "{:.1f}"),
-        (
-            "streaming server CPU (% of a core)",
-            ("streaming", "server_cpu_percent"),
-            "{:.0f}",
-        ),
-    ]
-    head = "| measure | " + " | ".join(names) + " | ours-uvicorn / socketio |"
-    lines = [head, "|---" * (len(names) + 2) + "|"]
-    for label, path, fmt in rows:
-        values = []
-        for name in names:
-            value = results[name]
-            for key in path:
-                value = value.get(key) if isinstance(value, dict) else None
-            if path[0] == "memory" and value is not None:
-                value = value / 1024
-            values.append(fmt.format(value) if value is not None else "—")
-        ours = _get(results, "ours-uvicorn", path)
-        theirs = _get(results, "socketio", path)
-        lines.append(
-            f"| {label} | " + " | ".join(values) + f" | {ratio(ours, theirs)} |"
-        )
-    return "\n".join(lines)
-
-
-def _get(results: dict, name: str, path) -> float | None:
-    value = results.get(name)
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default=",".join(TARGETS))
@@ -622,29 +511,15 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown targets {sorted(unknown)}")
 
-    prefix = f"rt-scale-{uuid.uuid4().hex[:8]}"
-    db_env = prepare_database(args, {})
-    env = {
-        "REDIS_URL": args.redis_url,
-        "REDIS_KEY_PREFIX": prefix,
-        "LOG_LEVEL": "WARNING",
-        **{k: v for k, v in db_env.items() if not k.startswith("_")},
-    }
     results: dict = {}
-    try:
-        configure(env)
-        from django.conf import settings
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with services(args, name="scale") as env:
         users = seed_users(max(args.clients, args.streams))
-        env["SECRET_KEY"] = settings.SECRET_KEY
         for name in targets:
             target = Target(
                 name=name,
                 env=env,
                 redis_url=args.redis_url,
-                channel=f"{prefix}-socketio",
+                channel=f"{env['REDIS_KEY_PREFIX']}-socketio",
             )
             print(f"== {name}", file=sys.stderr, flush=True)
             results[name] = asyncio.run(run_target(target, users, args, env))
@@ -655,24 +530,13 @@ def main() -> None:
 
             channel_layers.backends = {}
             state.reset_state()
-    finally:
-        drop_database(args, db_env)
-        _flush_redis(args.redis_url, prefix)
     scale = (
         f"{args.clients} clients, {args.messages} messages; {args.streams} streams "
         f"x {args.tps:g}/s x {args.tokens} tokens; database {args.database}"
     )
-    print(f"{scale}\n\n{report(results, args)}")
+    print(f"{scale}\n\n{scale_table(results, [t for t in TARGETS if t in results])}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"scale": scale, **results}, indent=1))
-
-
-def _flush_redis(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        client.delete(key)
+        write_json(args.json, scale, results)
 
 
 if __name__ == "__main__":
