@@ -108,7 +108,7 @@ def configure(env: dict) -> None:
 
 
 @contextmanager
-def services(args, *, name: str, **settings_env: str) -> Iterator[dict]:
+def run_services(args, *, name: str, **settings_env: str) -> Iterator[dict]:
     """One run's services: a fresh, migrated database and a Redis key prefix of its
     own (`rt-{name}-…`), with Django set up on them in this process.
 

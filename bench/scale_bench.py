@@ -46,7 +46,7 @@ from bench.harness import (  # noqa: E402
     cpu_seconds,
     percentile,
     rss_bytes,
-    services,
+    run_services,
 )
 from bench.rawws import RawSocket  # noqa: E402
 from bench.report import scale_table, write_json  # noqa: E402
@@ -512,7 +512,7 @@ def main() -> None:
         parser.error(f"unknown targets {sorted(unknown)}")
 
     results: dict = {}
-    with services(args, name="scale") as env:
+    with run_services(args, name="scale") as env:
         users = seed_users(max(args.clients, args.streams))
         for name in targets:
             target = Target(

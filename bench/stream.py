@@ -28,7 +28,7 @@ from bench.harness import (
     percentile,
     plan_files,
     run_module,
-    services,
+    run_services,
     signed_in,
 )
 from bench.report import measure_table
@@ -190,7 +190,7 @@ def run(args) -> dict:
         "FRAME_RATE": "100000",
         "FRAME_BURST": "100000",
     }
-    with services(args, name="bench", **settings_env) as env:
+    with run_services(args, name="bench", **settings_env) as env:
         from realtime.launcher import ServerProcess, free_port
 
         plan = seed(args.streams)

@@ -13,10 +13,10 @@ from realtime.launcher import BASE_DIR
 pytestmark = [pytest.mark.cluster]
 
 
-def run_bench(script: str, *args: str) -> str:
-    """Run a benchmark on SQLite and the test Redis; its standard output."""
+def run_bench(module: str, *args: str) -> str:
+    """Run a benchmark module on SQLite and the test Redis; its standard output."""
     result = subprocess.run(
-        [sys.executable, script, "--database", "sqlite"]
+        [sys.executable, "-m", module, "--database", "sqlite"]
         + ["--redis-url", REDIS_TEST_URL, *args],
         cwd=BASE_DIR,
         capture_output=True,
@@ -30,7 +30,7 @@ def run_bench(script: str, *args: str) -> str:
 def test_every_scenario_runs_against_every_target(tmp_path):
     out = tmp_path / "results.json"
     stdout = run_bench(
-        "bench/scale_bench.py",
+        "bench.scale_bench",
         *["--json", str(out), "--targets", "ours-uvicorn,socketio,ceiling"],
         *["--clients", "12", "--messages", "4", "--streams", "4", "--tokens", "6"],
         *["--solo-clients", "3", "--solo-messages", "10"],
@@ -57,7 +57,7 @@ def test_every_scenario_runs_against_every_target(tmp_path):
 
 def test_the_notes_benchmark_runs():
     stdout = run_bench(
-        "bench/notes_bench.py",
+        "bench.notes",
         *["--history", "60", "--clients", "6", "--documents", "2", "--seconds", "1"],
     )
     rows = dict(
