@@ -172,7 +172,16 @@ class Spawned:
 
     def start(self, timeout: float = 30.0) -> "Spawned":
         """Start it and wait until it answers HTTP on its port."""
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env={**os.environ, **self.env})
+        from realtime.launcher import die_with_parent
+
+        # As our own servers do: a benchmark killed mid-run leaves no reference
+        # server behind, still subscribed to the shared Redis.
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            preexec_fn=die_with_parent,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
