@@ -9,17 +9,12 @@ does (its published design, not its code):
 - server code emits with `AsyncRedisManager(write_only=True).emit(..., room=...)`
   from another process, through Redis pub/sub to every server.
 
-    python bench/socketio_server.py --port 9000 --redis-url redis://127.0.0.1:6379/0 \
+    python -m bench.socketio_server --port 9000 --redis-url redis://127.0.0.1:6379/0 \
         --channel NAME   (DATABASE_URL/SQLITE_PATH and SECRET_KEY from the environment)
 """
 
 import argparse
 import os
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def build_app(redis_url: str, channel: str):
@@ -65,7 +60,23 @@ def build_app(redis_url: str, channel: str):
     return socketio.ASGIApp(sio)
 
 
+def redis_emitter(redis_url: str, channel: str):
+    """python-socketio's write-only manager, as server code outside the servers uses
+    it. Its pool gets room for 1,000 connections, as ours does (REDIS_MAX_CONNECTIONS):
+    redis-py 8 fails past the default 100 concurrent commands, and 200 streams
+    publishing at once then lose events ("Cannot publish to redis... giving up")."""
+    import socketio
+
+    return socketio.AsyncRedisManager(
+        redis_url,
+        channel=channel,
+        write_only=True,
+        redis_options={"max_connections": 1000},
+    )
+
+
 def main() -> None:
+    """Serve the reference on a port (uvicorn, no per-message deflate)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")

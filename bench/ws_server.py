@@ -4,7 +4,7 @@ A client's first frame is its JWT (decoded, not looked up); it answers "ok" and 
 socket joins the one room. A frame "bcast N BYTES" sends N frames of that size to
 every room member with `websockets.broadcast` (this connection is the emitter).
 
-    python bench/ws_server.py --port 9100   (SECRET_KEY from the environment)
+    python -m bench.ws_server --port 9100   (SECRET_KEY from the environment)
 """
 
 import argparse
@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 
 async def main(port: int) -> None:
+    """Serve the one room on a port until killed."""
     key = os.environ["SECRET_KEY"]
     room: set = set()
 

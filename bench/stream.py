@@ -1,6 +1,6 @@
 """Chat streaming benchmark: N concurrent generations at T tokens/s to live clients.
 
-    .venv/bin/python bench/stream_bench.py --streams 200 --tps 50 --tokens 250
+    .venv/bin/python -m bench.stream --streams 200 --tps 50 --tokens 250
 
 Three processes on this machine, over the real Redis and database:
   server  one uvicorn (or daphne) instance; every client socket is connected to it
@@ -19,31 +19,25 @@ import asyncio
 import json
 import os
 import statistics
-import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
+from bench.harness import (
+    add_service_args,
+    cpu_seconds,
+    percentile,
+    plan_files,
+    run_module,
+    run_services,
+    signed_in,
+)
+from bench.report import measure_table
 
 # --- worker -------------------------------------------------------------------------
 
 
 async def worker_main(plan_path: str, out_path: str) -> None:
+    """The worker process: every stream's emitter, paced; writes what it sent."""
     import django
 
     django.setup()
@@ -117,48 +111,6 @@ async def worker_main(plan_path: str, out_path: str) -> None:
 # --- orchestrator ---------------------------------------------------------------------
 
 
-def configure(env: dict) -> None:
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime.settings")
-    import django
-
-    django.setup()
-
-
-def add_service_args(parser) -> None:
-    """The options every benchmark shares: which database, and where the services
-    are (prepare_database reads them)."""
-    parser.add_argument(
-        "--database", choices=["postgres", "sqlite"], default="postgres"
-    )
-    parser.add_argument(
-        "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-
-
-def prepare_database(args, env: dict) -> dict:
-    """A fresh database for the run; returns the env that points at it."""
-    if args.database == "postgres":
-        import psycopg
-
-        name = f"rt_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(args.postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        base = args.postgres_admin_url.rsplit("/", 1)[0]
-        return {"DATABASE_URL": f"{base}/{name}", "_PG_DB": name}
-    path = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-    return {"SQLITE_PATH": str(path), "DATABASE_URL": ""}
-
-
-def drop_database(args, db_env: dict) -> None:
-    if args.database == "postgres" and db_env.get("_PG_DB"):
-        import psycopg
-
-        with psycopg.connect(args.postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_env["_PG_DB"]}" WITH (FORCE)')
-
-
 def seed(streams: int) -> list[dict]:
     """Users, chats and assistant message rows (as the completions view makes them)."""
     from rest_framework_simplejwt.tokens import AccessToken
@@ -182,19 +134,14 @@ def seed(streams: int) -> list[dict]:
     return plan
 
 
-async def run_clients(url: str, plan: list[dict], tokens: int, worker_cmd, worker_env):
+async def run_clients(url: str, plan: list[dict], worker_args: list[str], env: dict):
     """Connect every client, start the worker, collect receive times."""
-    import websockets
-
     received: dict[str, list[float]] = {e["message_id"]: [] for e in plan}
     done = asyncio.Event()
     finished = {"n": 0}
 
     async def client(entry: dict, ready: asyncio.Event) -> None:
-        async with websockets.connect(url, max_queue=None) as ws:
-            hello = {"event": "connect", "data": {"token": entry["token"]}, "ack": 0}
-            await ws.send(json.dumps(hello))
-            json.loads(await ws.recv())
+        async with signed_in(url, entry["token"], max_queue=None) as ws:
             ready.set()
             times = received[entry["message_id"]]
             async for raw in ws:
@@ -220,7 +167,7 @@ async def run_clients(url: str, plan: list[dict], tokens: int, worker_cmd, worke
             ready = sum(r.is_set() for r in readies)
             raise SystemExit(f"{ready}/{len(plan)} clients connected: {failed[:1]}")
         await asyncio.sleep(0.05)
-    worker = await asyncio.create_subprocess_exec(*worker_cmd, env=worker_env, cwd=ROOT)
+    worker = await run_module("bench.stream", "--worker", *worker_args, env=env)
     clients_cpu0 = time.process_time()
     code = await worker.wait()
     try:
@@ -233,84 +180,45 @@ async def run_clients(url: str, plan: list[dict], tokens: int, worker_cmd, worke
         ) from None
     await asyncio.gather(*tasks, return_exceptions=True)
     clients_cpu = time.process_time() - clients_cpu0
-    return received, worker, clients_cpu
+    return received, clients_cpu
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", type=int, default=200)
-    parser.add_argument("--tps", type=float, default=50.0)
-    parser.add_argument("--tokens", type=int, default=250)
-    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
-    add_service_args(parser)
-    parser.add_argument("--flush-interval", type=float, default=0.25)
-    parser.add_argument(
-        "--worker", nargs=2, metavar=("PLAN", "OUT"), help=argparse.SUPPRESS
-    )
-    args = parser.parse_args()
-
-    if args.worker:
-        if os.environ.get("BENCH_PROFILE"):  # a cProfile dump of the worker
-            import cProfile
-
-            cProfile.runctx(
-                "asyncio.run(worker_main(*args.worker))",
-                globals(),
-                {"args": args, "asyncio": asyncio, "worker_main": worker_main},
-                os.environ["BENCH_PROFILE"],
-            )
-        else:
-            asyncio.run(worker_main(*args.worker))
-        return
-
-    prefix = f"rt-bench-{uuid.uuid4().hex[:8]}"
-    db_env = prepare_database(args, {})
-    env = {
-        "REDIS_URL": args.redis_url,
-        "REDIS_KEY_PREFIX": prefix,
+def run(args) -> dict:
+    """Seed, start the server, stream through it; what each side measured."""
+    settings_env = {
         "STREAM_FLUSH_INTERVAL": str(args.flush_interval),
-        "LOG_LEVEL": "WARNING",
         "FRAME_RATE": "100000",
         "FRAME_BURST": "100000",
-        **{k: v for k, v in db_env.items() if not k.startswith("_")},
     }
-    configure(env)
-    from django.conf import settings
-    from django.core.management import call_command
+    with run_services(args, name="bench", **settings_env) as env:
+        from realtime.launcher import ServerProcess, free_port
 
-    from realtime.launcher import ServerProcess, free_port
-
-    server = None
-    try:
-        call_command("migrate", verbosity=0)
         plan = seed(args.streams)
-        env["SECRET_KEY"] = settings.SECRET_KEY
         server = ServerProcess(port=free_port(), env=env, server=args.server).start()
-        tmp = Path(tempfile.mkdtemp())
-        plan_path, out_path = tmp / "plan.json", tmp / "worker.json"
-        plan_path.write_text(
-            json.dumps({"streams": plan, "tps": args.tps, "tokens": args.tokens})
-        )
-        worker_env = {**os.environ, **env}
-        worker_cmd = [
-            sys.executable,
-            __file__,
-            "--worker",
-            str(plan_path),
-            str(out_path),
-        ]
-        server_cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
-        received, worker, clients_cpu = asyncio.run(
-            run_clients(server.ws, plan, args.tokens, worker_cmd, worker_env)
-        )
-        wall = time.monotonic() - wall0
-        server_cpu = cpu_seconds(server.proc.pid) - server_cpu0
-        result = json.loads(out_path.read_text())
-    finally:
-        if server is not None:
+        try:
+            plan_path, out_path = plan_files(
+                {"streams": plan, "tps": args.tps, "tokens": args.tokens}
+            )
+            server_cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
+            received, clients_cpu = asyncio.run(
+                run_clients(server.ws, plan, [str(plan_path), str(out_path)], env)
+            )
+            wall = time.monotonic() - wall0
+            server_cpu = cpu_seconds(server.proc.pid) - server_cpu0
+        finally:
             server.terminate()
-        drop_database(args, db_env)
+    return {
+        "worker": json.loads(out_path.read_text()),
+        "received": received,
+        "clients_cpu": clients_cpu,
+        "server_cpu": server_cpu,
+        "wall": wall,
+    }
 
+
+def report_rows(args, run: dict) -> list[tuple[str, str]]:
+    """The measure/value rows of the report."""
+    result, received = run["worker"], run["received"]
     latencies, steady, missing = [], [], 0
     for message_id, sent in result["sent"].items():
         got = received[message_id]
@@ -324,7 +232,8 @@ def main() -> None:
     duration = args.tokens / args.tps
     bound = duration / args.flush_interval + 2
     writes_per_message = result["writes"] / args.streams
-    rows = [
+    server_cpu, wall = run["server_cpu"], run["wall"]
+    return [
         (
             "streams x tokens/s",
             f"{args.streams} x {args.tps:g} ({args.tokens} tokens each)",
@@ -353,15 +262,42 @@ def main() -> None:
             "layer messages from the worker",
             f"{result['layer_messages']} carrying {result['layer_items']} events",
         ),
-        ("clients CPU", f"{clients_cpu:.1f} s"),
+        ("clients CPU", f"{run['clients_cpu']:.1f} s"),
         (
             "worker run time",
             f"{result['duration']:.1f} s for {duration:.1f} s of tokens",
         ),
     ]
-    print("| measure | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+
+
+def main() -> None:
+    """Command line: the benchmark, or (--worker, internal) its worker process."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--tps", type=float, default=50.0)
+    parser.add_argument("--tokens", type=int, default=250)
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    add_service_args(parser)
+    parser.add_argument("--flush-interval", type=float, default=0.25)
+    parser.add_argument(
+        "--worker", nargs=2, metavar=("PLAN", "OUT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+
+    if args.worker:
+        if os.environ.get("BENCH_PROFILE"):  # a cProfile dump of the worker
+            import cProfile
+
+            cProfile.runctx(
+                "asyncio.run(worker_main(*args.worker))",
+                globals(),
+                {"args": args, "asyncio": asyncio, "worker_main": worker_main},
+                os.environ["BENCH_PROFILE"],
+            )
+        else:
+            asyncio.run(worker_main(*args.worker))
+        return
+    print(measure_table(report_rows(args, run(args))))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+"""Scale benchmark: this project against python-socketio with its AsyncRedisManager,
+and a raw `websockets` broadcast server as the ceiling, in one run on one machine.
+
+    .venv/bin/python -m bench.scale            # full scale, about 5 minutes
+    .venv/bin/python -m bench.scale --json out.json --targets socketio,ceiling
+
+Targets (bench/scale/targets.py): `ours-uvicorn`, `ours-daphne` (this project under
+each ASGI server), `socketio` (bench/socketio_server.py under uvicorn) and `ceiling`
+(bench/ws_server.py). Every target gets the same scenarios (bench/scale/scenarios.py:
+connects, memory per connection, fan-out on one and two instances, CPU for a room
+without members, chat streaming), over the real Redis and a fresh PostgreSQL
+database. Clients are bench/rawws.py sockets, all in this process.
+"""
+
+import argparse
+import asyncio
+import sys
+import uuid
+
+from bench.harness import add_service_args, run_services
+from bench.report import scale_table, write_json
+from bench.scale.scenarios import run_target
+from bench.scale.targets import TARGETS
+
+
+def seed_users(count: int) -> list[dict]:
+    """Users with access tokens (and chat/message ids for the streaming payload)."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from realtime.models import User
+
+    User.objects.bulk_create(
+        [User(username=f"scale{i}", name=f"Scale {i}") for i in range(count)]
+    )
+    users = []
+    for user in User.objects.filter(username__startswith="scale").order_by("id"):
+        users.append(
+            {
+                "user_id": user.id,
+                "token": str(AccessToken.for_user(user)),
+                "chat_id": str(uuid.uuid4()),
+                "message_id": str(uuid.uuid4()),
+            }
+        )
+    return users
+
+
+def run(args, targets: list[str]) -> dict:
+    """Every scenario against every target, one target after the other."""
+    results: dict = {}
+    with run_services(args, name="scale") as env:
+        users = seed_users(max(args.clients, args.streams))
+        for name in targets:
+            target = TARGETS[name](
+                name=name,
+                env=env,
+                redis_url=args.redis_url,
+                channel=f"{env['REDIS_KEY_PREFIX']}-socketio",
+            )
+            print(f"== {name}", file=sys.stderr, flush=True)
+            results[name] = asyncio.run(run_target(target, users, args, env))
+            # The channel layer and state of this process belong to the closed loop.
+            from channels.layers import channel_layers
+
+            from realtime import state
+
+            channel_layers.backends = {}
+            state.reset_state()
+    return results
+
+
+def main() -> None:
+    """Command line: the targets to run, the scale, the services."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--solo-clients", type=int, default=100)
+    parser.add_argument("--solo-messages", type=int, default=2000)
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--tps", type=float, default=50.0)
+    parser.add_argument("--tokens", type=int, default=250)
+    add_service_args(parser)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+    unknown = set(targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets {sorted(unknown)}")
+
+    results = run(args, targets)
+    scale = (
+        f"{args.clients} clients, {args.messages} messages; {args.streams} streams "
+        f"x {args.tps:g}/s x {args.tokens} tokens; database {args.database}"
+    )
+    print(f"{scale}\n\n{scale_table(results, [t for t in TARGETS if t in results])}")
+    if args.json:
+        write_json(args.json, scale, results)
+
+
+if __name__ == "__main__":
+    main()
