@@ -8,8 +8,8 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient
 
 from chats.models import Chat, Message
-from conftest import api_for, token_for
 from realtime import tasks
+from testing.factories import api_for, token_for
 
 
 class AuthedAsyncClient:
@@ -135,7 +135,7 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     assert abs(task["created_at"] - time.time()) < 60
     kinds, pieces = [], []
     while "chat:completion" not in kinds:
-        event = (await tab.recv_event("events"))["data"]
+        event = (await tab.event("events"))["data"]
         kinds.append(event["type"])
         if event["type"] == "message":
             pieces.append(event["data"]["content"])
@@ -200,7 +200,7 @@ async def test_a_titled_chat_keeps_its_title(ws, make_user):
     await client.post(
         f"/api/chats/{chat.id}/completions", {"prompt": "rename me", "tokens": 2}
     )
-    while (await tab.recv_event("events"))["data"]["type"] != "chat:completion":
+    while (await tab.event("events"))["data"]["type"] != "chat:completion":
         pass
     await asyncio.sleep(0.05)
     assert (await database_sync_to_async(Chat.objects.get)(pk=chat.id)).title == "Mine"
@@ -277,13 +277,13 @@ async def test_the_prompt_reaches_every_session_of_the_user(ws, make_user):
     prompt = stored[0]
     for tab in (sender, other_tab):
         # The prompt comes first, as Open WebUI's chat:message: the stored message.
-        first = await tab.recv_event("events")
+        first = await tab.event("events")
         assert first == {
             "chat_id": chat.id,
             "message_id": prompt["message_id"],
             "data": {"type": "chat:message", "data": {**prompt}},
         }
         assert first["data"]["data"]["role"] == "user"
-        answer = await tab.recv_event("events")
+        answer = await tab.event("events")
         assert answer["message_id"] == started.json()["message_id"]
     assert await stranger.nothing(0.2)

@@ -99,7 +99,7 @@ async def test_events_reach_every_session_with_only_the_new_text(
         await emit({"type": "message", "data": {"content": piece}})
     for tab in (tab1, tab2):
         for piece in ["a", "bb", "ccc"]:
-            assert await tab.recv_event("events") == {
+            assert await tab.event("events") == {
                 "chat_id": chat.id,
                 "message_id": "m1",
                 "data": {"type": "message", "data": {"content": piece}},
@@ -117,7 +117,7 @@ async def test_local_chats_and_persist_false_are_emitted_never_stored(
     emit = get_event_emitter(user.id, chat_id, "m1", persist=persist)
     await emit({"type": "message", "data": {"content": "x"}})
     await emit({"type": "chat:completion", "data": {"done": True, "content": "x"}})
-    assert (await tab.recv_event("events"))["data"]["data"] == {"content": "x"}
+    assert (await tab.event("events"))["data"]["data"] == {"content": "x"}
     count = await database_sync_to_async(Message.objects.count)()
     assert count == 0
 
@@ -203,13 +203,13 @@ async def test_stopping_a_generation_keeps_what_was_streamed(ws, make_user, make
     task_id = await tasks.create_task(coro, chat.id, user_id=user.id)
     received = []
     while len(received) < 10:
-        event = (await tab.recv_event("events"))["data"]
+        event = (await tab.event("events"))["data"]
         if event["type"] == "message":
             received.append(event["data"]["content"])
     assert await tasks.stop_task(task_id) is True
     kinds = []
     while "chat:tasks:cancel" not in kinds:
-        event = (await tab.recv_event("events"))["data"]
+        event = (await tab.event("events"))["data"]
         kinds.append(event["type"])
         if event["type"] == "message":
             received.append(event["data"]["content"])

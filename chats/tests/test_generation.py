@@ -35,7 +35,7 @@ async def events_until_end(tab) -> list[dict]:
     """The answer's events up to the last one (completion or cancel)."""
     seen = []
     while not seen or seen[-1]["type"] not in ("chat:completion", "chat:tasks:cancel"):
-        seen.append((await tab.recv_event("events", timeout=5))["data"])
+        seen.append((await tab.event("events", timeout=5))["data"])
     return seen
 
 
@@ -43,7 +43,7 @@ async def streamed(tab, n: int) -> list[dict]:
     """Wait until n tokens were streamed; returns the events so far."""
     seen = []
     while sum(e["type"] == "message" for e in seen) < n:
-        seen.append((await tab.recv_event("events", timeout=5))["data"])
+        seen.append((await tab.event("events", timeout=5))["data"])
     return seen
 
 

@@ -12,10 +12,10 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from conftest import http_get, token_for
 from notes.models import NoteSnapshot, NoteUpdate
-from notes.tests.factories import note_shared
-from notes.tests.yclient import RemoteEditor, converged
+from testing.cluster import http_get
+from testing.editors import RemoteEditor, converged
+from testing.factories import note_shared, token_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 

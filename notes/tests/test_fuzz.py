@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from channels.db import database_sync_to_async
 
-from conftest import http_get, token_for
 from notes.models import NoteUpdate
 from notes.tests import fuzzing
-from notes.tests.factories import note_shared
-from notes.tests.yclient import RemoteEditor, SandboxedReader
+from testing.cluster import http_get
+from testing.editors import RemoteEditor, SandboxedReader
+from testing.factories import note_shared, token_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 

@@ -19,7 +19,6 @@ import pytest
 import websockets
 import yaml
 
-from conftest import ARTIFACTS, database_env
 from realtime.launcher import BASE_DIR, free_port, process_stop, server_command
 from realtime.logs import (
     ConnectionLinesToDebug,
@@ -27,6 +26,7 @@ from realtime.logs import (
     redact,
     server_logging_install,
 )
+from testing.cluster import ARTIFACTS, database_env
 
 SECRET = "query-secret-7f3a"
 # Lines a server printed per connection or request before (uvicorn, websockets and

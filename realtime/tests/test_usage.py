@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from channels.db import database_sync_to_async
 
-from conftest import WsClient
+from testing.clients import RealSocket, SocketClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,7 +71,7 @@ async def test_usage_broadcast_is_coalesced_and_only_on_change(
     assert await watcher.nothing(1.0)
     # The session disconnecting removes its marks at once (TTL is 30 s here).
     await a.close()
-    assert await watcher.recv_event("usage", timeout=2) == {"models": []}
+    assert await watcher.event("usage", timeout=2) == {"models": []}
 
 
 @pytest.mark.cluster
@@ -82,8 +82,8 @@ async def test_usage_expires_and_leaves_with_the_session_across_processes(
     cluster, people
 ):
     one, two = cluster
-    alice = await WsClient.open(one.ws, people["alice"], join=True)
-    watcher = await WsClient.open(two.ws, people["bob"], join=True)
+    alice = await SocketClient.open(RealSocket(one.ws), people["alice"], join=True)
+    watcher = await SocketClient.open(RealSocket(two.ws), people["bob"], join=True)
     try:
         # A mark on instance one is seen by a client of instance two.
         await alice.call("usage", {"model": "gpt-x"})
