@@ -1,6 +1,8 @@
 """Server processes for tests: the environment they run with (the test database, the
-real Redis under a test's prefix), where their logs go, and HTTP to them."""
+real Redis under a test's prefix), where their logs go, HTTP to them, and the check
+of what they log."""
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -8,6 +10,7 @@ from pathlib import Path
 
 from django.db import connection
 
+from testing.clients import RealSocket, SocketClient
 from testing.services import REDIS_TEST_URL
 
 # Server logs, screenshots and other files a failed run leaves to look at.
@@ -74,3 +77,41 @@ def http_request(
             return response.status, json.loads(body) if body else {}
     except urllib.error.HTTPError as err:
         return err.code, json.load(err)
+
+
+# --- What a server logs --------------------------------------------------------------
+
+SECRET = "query-secret-7f3a"
+# Lines a server printed per connection or request before (uvicorn, websockets and
+# daphne's access log).
+PER_CONNECTION = ("[accepted]", "connection open", "connection closed")
+PER_CONNECTION += ("WSCONNECT", "WSDISCONNECT", '"WebSocket ', "GET /healthz")
+
+
+async def visit(port: int) -> None:
+    """A socket with a token in its URL, and HTTP requests with query strings."""
+    url = f"ws://127.0.0.1:{port}/ws/?token={SECRET}"
+    client = await SocketClient.open(RealSocket(url))
+    try:
+        await client.send(
+            {"event": "connect", "data": {"token": "not-a-jwt"}, "ack": 0}
+        )
+        assert (await client.recv(10))["error"]["code"] == "unauthorized"
+    finally:
+        await client.close()
+    for path in (f"/healthz?token={SECRET}", f"/api/nope?token={SECRET}"):
+        try:
+            await asyncio.to_thread(
+                urllib.request.urlopen, f"http://127.0.0.1:{port}{path}", timeout=5
+            )
+        except urllib.error.HTTPError as err:
+            assert err.code == 404
+
+
+def assert_quiet(text: str) -> None:
+    """The log shows no query string and no line per connection or request."""
+    assert SECRET not in text, text
+    noisy = [
+        line for line in text.splitlines() if any(p in line for p in PER_CONNECTION)
+    ]
+    assert noisy == [], text

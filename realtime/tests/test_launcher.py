@@ -12,10 +12,9 @@ import pytest
 
 from realtime.launcher import BASE_DIR, free_port, server_command
 from realtime.state import get_state
-from realtime.tests.test_logs import assert_quiet, visit
 from realtime.worker.base import LOCK_NAME
 from testing.clients import RealSocket, SocketClient
-from testing.cluster import ARTIFACTS, cluster_env
+from testing.cluster import ARTIFACTS, assert_quiet, cluster_env, visit
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
