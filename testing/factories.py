@@ -1,4 +1,4 @@
-"""Users, tokens, API clients and notes for tests, made the way the app makes
+"""Users, tokens, API clients, chats and notes for tests, made the way the app makes
 them (notes through the services)."""
 
 from channels.db import database_sync_to_async
@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from chats.models import Chat
 from notes import services as note_services
 
 
@@ -19,6 +20,12 @@ def user_create(username: str, **fields):
     return user
 
 
+async def users_create(*usernames: str) -> list:
+    """One user per username, as user_create makes them (from async code)."""
+    make = database_sync_to_async(user_create)
+    return [await make(username) for username in usernames]
+
+
 def token_for(user) -> str:
     """A valid access token for a user."""
     return str(AccessToken.for_user(user))
@@ -29,6 +36,11 @@ def api_for(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
     return client
+
+
+async def chat_create(owner, **fields) -> Chat:
+    """A chat of `owner` (title: the model's default unless given)."""
+    return await database_sync_to_async(Chat.objects.create)(owner=owner, **fields)
 
 
 async def note_shared(owner, writers, content: str = "") -> str:

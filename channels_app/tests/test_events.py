@@ -7,14 +7,14 @@ from channels.db import database_sync_to_async
 
 from channels_app import services
 from channels_app.models import ChannelMember
+from testing.factories import users_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-async def trio(make_user):
-    make = database_sync_to_async(make_user)
-    return await make("alice"), await make("bob"), await make("carol")
+async def trio():
+    return await users_create("alice", "bob", "carol")
 
 
 async def make_channel(owner, members):

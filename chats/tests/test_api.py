@@ -9,7 +9,7 @@ from django.test import AsyncClient
 
 from chats.models import Chat, Message
 from realtime import tasks
-from testing.factories import api_for, token_for
+from testing.factories import api_for, chat_create, token_for
 
 
 class AuthedAsyncClient:
@@ -116,7 +116,7 @@ def test_chat_title_too_long_is_400(make_user):
 @pytest.mark.django_db(transaction=True)
 async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     tab = await ws(user)
     client = AuthedAsyncClient(user)
     response = await client.post(
@@ -161,7 +161,7 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
 async def test_stop_my_task_but_not_someone_elses(make_user):
     user = await database_sync_to_async(make_user)()
     other = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     mine, theirs = AuthedAsyncClient(user), AuthedAsyncClient(other)
     started = await mine.post(
         f"/api/chats/{chat.id}/completions",
@@ -194,7 +194,7 @@ async def test_stop_my_task_but_not_someone_elses(make_user):
 @pytest.mark.django_db(transaction=True)
 async def test_a_titled_chat_keeps_its_title(ws, make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user, title="Mine")
+    chat = await chat_create(user, title="Mine")
     tab = await ws(user)
     client = AuthedAsyncClient(user)
     await client.post(
@@ -209,7 +209,7 @@ async def test_a_titled_chat_keeps_its_title(ws, make_user):
 @pytest.mark.django_db(transaction=True)
 async def test_a_trailing_slash_on_completions_or_stop_is_no_endpoint(make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     client = AuthedAsyncClient(user)
     body = {"prompt": "long", "tokens": 1000, "tokens_per_second": 50}
     refused = await client.post(f"/api/chats/{chat.id}/completions/", body)
@@ -241,7 +241,7 @@ async def until_no_task(client) -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_a_follow_up_prompt_goes_under_the_previous_answer(make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     client = AuthedAsyncClient(user)
     fast = {"tokens": 2, "tokens_per_second": 1000}
     answers = []
@@ -265,7 +265,7 @@ async def test_a_follow_up_prompt_goes_under_the_previous_answer(make_user):
 async def test_the_prompt_reaches_every_session_of_the_user(ws, make_user):
     user = await database_sync_to_async(make_user)()
     other = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     sender, other_tab, stranger = await ws(user), await ws(user), await ws(other)
     client = AuthedAsyncClient(user)
     started = await client.post(

@@ -8,12 +8,12 @@ from channels.db import database_sync_to_async
 
 from chats.caller import get_event_call
 from chats.fake_model import fake_tokens
-from chats.models import Chat, Message
+from chats.models import Message
 from realtime.errors import EventError
 from realtime.launcher import free_port
 from testing.clients import RealSocket, SocketClient
 from testing.cluster import http_get, http_post
-from testing.factories import token_for
+from testing.factories import chat_create, token_for
 from testing.services import PrivateRedis
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
@@ -56,7 +56,7 @@ def message_row(chat, message_id) -> Message:
 
 @pytest.fixture
 async def alice_chat(people):
-    chat = await database_sync_to_async(Chat.objects.create)(owner=people["alice"])
+    chat = await chat_create(people["alice"])
     return people["alice"], chat
 
 

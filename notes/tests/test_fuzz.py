@@ -18,7 +18,7 @@ from notes.models import NoteUpdate
 from notes.tests import fuzzing
 from testing.cluster import http_get
 from testing.editors import RemoteEditor, SandboxedReader
-from testing.factories import note_shared, token_for
+from testing.factories import note_shared, token_for, users_create
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -64,9 +64,8 @@ async def blast(editor: RemoteEditor, event: str, inputs: list[bytes]) -> dict:
 
 
 @pytest.fixture
-async def team(make_user):
-    make = database_sync_to_async(make_user)
-    return [await make(name) for name in ("alice", "bob", "carol")]
+async def team():
+    return await users_create("alice", "bob", "carol")
 
 
 @pytest.mark.cluster_env(

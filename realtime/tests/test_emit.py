@@ -12,16 +12,14 @@ from realtime import emit
 from realtime.errors import CLOSE_UNAUTHORIZED
 from realtime.hub import current_hub
 from realtime.state import get_state
+from testing.factories import users_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-async def users(make_user):
-    return [
-        await database_sync_to_async(make_user)(name)
-        for name in ("alice", "bob", "carol")
-    ]
+async def users():
+    return await users_create("alice", "bob", "carol")
 
 
 async def test_room_emit_reaches_members_only_and_skips(backend, ws, users):
