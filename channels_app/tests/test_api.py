@@ -3,7 +3,7 @@
 import pytest
 
 from channels_app.models import Channel, ChannelMember, ChannelMessage
-from conftest import api_for
+from testing.factories import api_for
 
 pytestmark = pytest.mark.django_db
 

@@ -1,11 +1,12 @@
 """Channel membership taking effect live across two real server processes."""
 
 import asyncio
-import json
 
 import pytest
 
-from conftest import WsClient, http_post, http_request, token_for
+from testing.clients import RealSocket, SocketClient
+from testing.cluster import http_post, http_request
+from testing.factories import token_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -20,7 +21,7 @@ async def next_channel_event(client, kind, timeout=5):
 async def no_channel_event(client, wait=0.6) -> bool:
     try:
         while True:
-            frame = json.loads(await asyncio.wait_for(client.conn.recv(), wait))
+            frame = await client.recv(wait)
             if frame.get("event") == "events:channel":
                 return False
     except TimeoutError:
@@ -36,7 +37,7 @@ async def test_membership_changes_take_effect_live_across_instances(cluster, peo
     )
     assert status == 201
     cid = channel["id"]
-    bob_tab = await WsClient.open(two.ws, bob, join=True)
+    bob_tab = await SocketClient.open(RealSocket(two.ws), bob, join=True)
 
     # Added on instance one: bob's socket on instance two enters the room at once.
     status, _ = await asyncio.to_thread(
@@ -59,7 +60,7 @@ async def test_membership_changes_take_effect_live_across_instances(cluster, peo
     assert event["user"]["id"] == alice.id
 
     # Bob's typing reaches alice on the other instance, as bob whatever he claims.
-    alice_tab = await WsClient.open(one.ws, alice, join=True)
+    alice_tab = await SocketClient.open(RealSocket(one.ws), alice, join=True)
     typing = {"channel_id": cid, "data": {"type": "typing"}, "user": {"id": alice.id}}
     assert (await bob_tab.call("events:channel", typing))["data"] is None
     relayed = await next_channel_event(alice_tab, "typing")

@@ -7,14 +7,14 @@ from channels.db import database_sync_to_async
 
 from channels_app import services
 from channels_app.models import ChannelMember
+from testing.factories import users_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-async def trio(make_user):
-    make = database_sync_to_async(make_user)
-    return await make("alice"), await make("bob"), await make("carol")
+async def trio():
+    return await users_create("alice", "bob", "carol")
 
 
 async def make_channel(owner, members):
@@ -31,7 +31,7 @@ async def post(author, channel, content):
 
 async def channel_events(client, kind: str, timeout: float = 2) -> dict:
     while True:
-        data = await client.recv_event("events:channel", timeout)
+        data = await client.event("events:channel", timeout)
         if data["data"]["type"] == kind:
             return data
 
@@ -74,7 +74,7 @@ async def test_creation_is_announced_and_rooms_entered_live(backend, ws, trio):
     alice, bob, _ = trio
     b = await ws(bob, join=True)
     channel = await make_channel(alice, [bob])
-    created = await b.recv_event("channel:created")
+    created = await b.event("channel:created")
     assert created["id"] == channel.id
     await asyncio.sleep(0.2)  # the room.enter reaches bob's instance
     await post(alice, channel, "first")
@@ -88,7 +88,7 @@ async def test_added_member_hears_at_once_removed_member_nothing(backend, ws, tr
     await database_sync_to_async(services.channel_member_add)(
         actor_id=alice.id, channel_id=channel.id, user_id=carol.id
     )
-    await c.recv_event("channel:created")
+    await c.event("channel:created")
     await asyncio.sleep(0.2)
     await post(alice, channel, "welcome carol")
     assert (await channel_events(c, "message"))["data"]["data"][

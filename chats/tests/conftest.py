@@ -1,7 +1,5 @@
 import pytest
-from channels.db import database_sync_to_async
 
-from chats.models import Chat
 from chats.writecount import MessageWriteCounter
 
 
@@ -12,15 +10,3 @@ def message_writes():
     counter = MessageWriteCounter().start()
     yield counter
     counter.stop()
-
-
-@pytest.fixture
-def make_chat():
-    """Create a chat for a user (async)."""
-
-    async def make(owner, title="New Chat"):
-        return await database_sync_to_async(Chat.objects.create)(
-            owner=owner, title=title
-        )
-
-    return make

@@ -8,8 +8,8 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient
 
 from chats.models import Chat, Message
-from conftest import api_for, token_for
 from realtime import tasks
+from testing.factories import api_for, chat_create, token_for
 
 
 class AuthedAsyncClient:
@@ -116,7 +116,7 @@ def test_chat_title_too_long_is_400(make_user):
 @pytest.mark.django_db(transaction=True)
 async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     tab = await ws(user)
     client = AuthedAsyncClient(user)
     response = await client.post(
@@ -135,7 +135,7 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
     assert abs(task["created_at"] - time.time()) < 60
     kinds, pieces = [], []
     while "chat:completion" not in kinds:
-        event = (await tab.recv_event("events"))["data"]
+        event = (await tab.event("events"))["data"]
         kinds.append(event["type"])
         if event["type"] == "message":
             pieces.append(event["data"]["content"])
@@ -161,7 +161,7 @@ async def test_completion_streams_to_the_user_and_is_stored(ws, make_user):
 async def test_stop_my_task_but_not_someone_elses(make_user):
     user = await database_sync_to_async(make_user)()
     other = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     mine, theirs = AuthedAsyncClient(user), AuthedAsyncClient(other)
     started = await mine.post(
         f"/api/chats/{chat.id}/completions",
@@ -194,13 +194,13 @@ async def test_stop_my_task_but_not_someone_elses(make_user):
 @pytest.mark.django_db(transaction=True)
 async def test_a_titled_chat_keeps_its_title(ws, make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user, title="Mine")
+    chat = await chat_create(user, title="Mine")
     tab = await ws(user)
     client = AuthedAsyncClient(user)
     await client.post(
         f"/api/chats/{chat.id}/completions", {"prompt": "rename me", "tokens": 2}
     )
-    while (await tab.recv_event("events"))["data"]["type"] != "chat:completion":
+    while (await tab.event("events"))["data"]["type"] != "chat:completion":
         pass
     await asyncio.sleep(0.05)
     assert (await database_sync_to_async(Chat.objects.get)(pk=chat.id)).title == "Mine"
@@ -209,7 +209,7 @@ async def test_a_titled_chat_keeps_its_title(ws, make_user):
 @pytest.mark.django_db(transaction=True)
 async def test_a_trailing_slash_on_completions_or_stop_is_no_endpoint(make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     client = AuthedAsyncClient(user)
     body = {"prompt": "long", "tokens": 1000, "tokens_per_second": 50}
     refused = await client.post(f"/api/chats/{chat.id}/completions/", body)
@@ -241,7 +241,7 @@ async def until_no_task(client) -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_a_follow_up_prompt_goes_under_the_previous_answer(make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     client = AuthedAsyncClient(user)
     fast = {"tokens": 2, "tokens_per_second": 1000}
     answers = []
@@ -265,7 +265,7 @@ async def test_a_follow_up_prompt_goes_under_the_previous_answer(make_user):
 async def test_the_prompt_reaches_every_session_of_the_user(ws, make_user):
     user = await database_sync_to_async(make_user)()
     other = await database_sync_to_async(make_user)()
-    chat = await database_sync_to_async(Chat.objects.create)(owner=user)
+    chat = await chat_create(user)
     sender, other_tab, stranger = await ws(user), await ws(user), await ws(other)
     client = AuthedAsyncClient(user)
     started = await client.post(
@@ -277,13 +277,13 @@ async def test_the_prompt_reaches_every_session_of_the_user(ws, make_user):
     prompt = stored[0]
     for tab in (sender, other_tab):
         # The prompt comes first, as Open WebUI's chat:message: the stored message.
-        first = await tab.recv_event("events")
+        first = await tab.event("events")
         assert first == {
             "chat_id": chat.id,
             "message_id": prompt["message_id"],
             "data": {"type": "chat:message", "data": {**prompt}},
         }
         assert first["data"]["data"]["role"] == "user"
-        answer = await tab.recv_event("events")
+        answer = await tab.event("events")
         assert answer["message_id"] == started.json()["message_id"]
     assert await stranger.nothing(0.2)

@@ -1,7 +1,6 @@
 """Chat streaming across two real server processes (daphne and uvicorn) on Redis."""
 
 import asyncio
-import json
 import time
 
 import pytest
@@ -9,10 +8,13 @@ from channels.db import database_sync_to_async
 
 from chats.caller import get_event_call
 from chats.fake_model import fake_tokens
-from chats.models import Chat, Message
-from conftest import PrivateRedis, WsClient, http_get, http_post, token_for
+from chats.models import Message
 from realtime.errors import EventError
 from realtime.launcher import free_port
+from testing.clients import RealSocket, SocketClient
+from testing.cluster import http_get, http_post
+from testing.factories import chat_create, token_for
+from testing.services import PrivateRedis
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -54,7 +56,7 @@ def message_row(chat, message_id) -> Message:
 
 @pytest.fixture
 async def alice_chat(people):
-    chat = await database_sync_to_async(Chat.objects.create)(owner=people["alice"])
+    chat = await chat_create(people["alice"])
     return people["alice"], chat
 
 
@@ -63,7 +65,7 @@ async def test_stream_started_on_one_instance_reaches_a_session_on_the_other(
 ):
     one, two = cluster
     alice, chat = alice_chat
-    tab = await WsClient.open(two.ws, alice)
+    tab = await SocketClient.open(RealSocket(two.ws), alice)
     started = await start_completion(one, alice, chat, tokens=20, tokens_per_second=200)
     pieces: list[str] = []
     await collect(tab, until="chat:completion", pieces=pieces)
@@ -77,7 +79,7 @@ async def test_stream_started_on_one_instance_reaches_a_session_on_the_other(
 async def test_stop_from_the_other_instance(cluster, alice_chat):
     one, two = cluster
     alice, chat = alice_chat
-    tab = await WsClient.open(two.ws, alice)
+    tab = await SocketClient.open(RealSocket(two.ws), alice)
     started = await start_completion(
         one, alice, chat, tokens=2000, tokens_per_second=50
     )
@@ -106,7 +108,7 @@ async def test_sigterm_mid_stream_loses_nothing_streamed(cluster, alice_chat, in
     server = cluster[index]
     watcher_server = cluster[1 - index]
     alice, chat = alice_chat
-    tab = await WsClient.open(watcher_server.ws, alice)
+    tab = await SocketClient.open(RealSocket(watcher_server.ws), alice)
     # A long flush interval cannot hide loss: only the shutdown path writes.
     started = await start_completion(
         server, alice, chat, tokens=2000, tokens_per_second=40
@@ -130,11 +132,10 @@ async def test_sigterm_mid_stream_loses_nothing_streamed(cluster, alice_chat, in
 async def test_killed_client_does_not_stop_the_stream(cluster, alice_chat):
     one, _ = cluster
     alice, chat = alice_chat
-    tab = await WsClient.open(one.ws, alice)
+    tab = await SocketClient.open(RealSocket(one.ws), alice)
     started = await start_completion(one, alice, chat, tokens=30, tokens_per_second=100)
     await collect(tab, until="never", pieces=[], limit=2)
-    tab.conn.transport.abort() if hasattr(tab.conn, "transport") else None
-    await tab.conn.close()
+    await tab.abort()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         row = await message_row(chat, started["message_id"])
@@ -148,17 +149,17 @@ async def test_killed_client_does_not_stop_the_stream(cluster, alice_chat):
 async def test_call_reaches_a_session_on_another_instance(cluster, people):
     _, two = cluster
     alice = people["alice"]
-    tab = await WsClient.open(two.ws, alice)
+    tab = await SocketClient.open(RealSocket(two.ws), alice)
 
     async def answer():
         while True:
-            frame = json.loads(await asyncio.wait_for(tab.conn.recv(), 5))
+            frame = await tab.recv(5)
             if "call" in frame:
                 reply = {
                     "reply": frame["call"],
                     "data": {"echo": frame["data"]["data"]},
                 }
-                await tab.conn.send(json.dumps(reply))
+                await tab.send(reply)
                 return
 
     answering = asyncio.ensure_future(answer())
@@ -191,7 +192,7 @@ async def test_stream_and_stop_survive_a_redis_restart(
 ):
     one, two = cluster
     alice, chat = alice_chat
-    tab = await WsClient.open(two.ws, alice)
+    tab = await SocketClient.open(RealSocket(two.ws), alice)
     started = await start_completion(
         one, alice, chat, tokens=2000, tokens_per_second=20
     )

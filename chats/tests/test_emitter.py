@@ -10,6 +10,7 @@ from chats.generation import generation_run
 from chats.models import Chat, Message
 from realtime import tasks
 from realtime.errors import EventError
+from testing.factories import chat_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,10 +25,10 @@ def chat_of(chat_id) -> Chat:
     return Chat.objects.get(pk=chat_id)
 
 
-async def test_every_event_type_is_persisted(ws, make_user, make_chat, settings):
+async def test_every_event_type_is_persisted(ws, make_user, settings):
     settings.STREAM_FLUSH_INTERVAL = 10  # only other events and done flush here
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     emit = get_event_emitter(user.id, chat.id, "m1")
     status = {"action": "web_search", "description": "Searching", "done": False}
     source = {"source": {"name": "Doc"}, "document": ["text"], "metadata": [{}]}
@@ -65,10 +66,10 @@ async def test_every_event_type_is_persisted(ws, make_user, make_chat, settings)
     "title, kept", [("New Chat", False), ("First chat", True)], ids=["default", "own"]
 )
 async def test_an_answers_title_names_only_a_chat_with_the_default_title(
-    make_user, make_chat, title, kept
+    make_user, title, kept
 ):
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user, title=title)
+    chat = await chat_create(user, title=title)
     emit = get_event_emitter(user.id, chat.id, "m1")
     await emit({"type": "chat:completion", "data": {"done": True, "title": "Answer"}})
     assert (await chat_of(chat.id)).title == (title if kept else "Answer")
@@ -77,9 +78,9 @@ async def test_an_answers_title_names_only_a_chat_with_the_default_title(
     assert (await chat_of(chat.id)).title == "Renamed"
 
 
-async def test_completion_content_is_the_final_content(make_user, make_chat):
+async def test_completion_content_is_the_final_content(make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     emit = get_event_emitter(user.id, chat.id, "m1")
     await emit({"type": "message", "data": {"content": "draft"}})
     await emit({"type": "chat:completion", "data": {"done": True, "content": "final"}})
@@ -87,19 +88,17 @@ async def test_completion_content_is_the_final_content(make_user, make_chat):
     assert (message.content, message.done) == ("final", True)
 
 
-async def test_events_reach_every_session_with_only_the_new_text(
-    ws, make_user, make_chat
-):
+async def test_events_reach_every_session_with_only_the_new_text(ws, make_user):
     user = await database_sync_to_async(make_user)()
     other = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     tab1, tab2, stranger = await ws(user), await ws(user), await ws(other)
     emit = get_event_emitter(user.id, chat.id, "m1")
     for piece in ["a", "bb", "ccc"]:
         await emit({"type": "message", "data": {"content": piece}})
     for tab in (tab1, tab2):
         for piece in ["a", "bb", "ccc"]:
-            assert await tab.recv_event("events") == {
+            assert await tab.event("events") == {
                 "chat_id": chat.id,
                 "message_id": "m1",
                 "data": {"type": "message", "data": {"content": piece}},
@@ -109,25 +108,23 @@ async def test_events_reach_every_session_with_only_the_new_text(
 
 @pytest.mark.parametrize("chat_id, persist", [("local:abc", True), (None, False)])
 async def test_local_chats_and_persist_false_are_emitted_never_stored(
-    ws, make_user, make_chat, chat_id, persist
+    ws, make_user, chat_id, persist
 ):
     user = await database_sync_to_async(make_user)()
-    chat_id = chat_id or (await make_chat(user)).id
+    chat_id = chat_id or (await chat_create(user)).id
     tab = await ws(user)
     emit = get_event_emitter(user.id, chat_id, "m1", persist=persist)
     await emit({"type": "message", "data": {"content": "x"}})
     await emit({"type": "chat:completion", "data": {"done": True, "content": "x"}})
-    assert (await tab.recv_event("events"))["data"]["data"] == {"content": "x"}
+    assert (await tab.event("events"))["data"]["data"] == {"content": "x"}
     count = await database_sync_to_async(Message.objects.count)()
     assert count == 0
 
 
-async def test_someone_elses_chat_is_refused_and_nothing_is_sent(
-    ws, make_user, make_chat
-):
+async def test_someone_elses_chat_is_refused_and_nothing_is_sent(ws, make_user):
     owner = await database_sync_to_async(make_user)()
     intruder = await database_sync_to_async(make_user)()
-    chat = await make_chat(owner)
+    chat = await chat_create(owner)
     owner_tab, intruder_tab = await ws(owner), await ws(intruder)
     emit = get_event_emitter(intruder.id, chat.id, "m1")
     with pytest.raises(EventError) as raised:
@@ -153,9 +150,9 @@ async def test_someone_elses_chat_is_refused_and_nothing_is_sent(
         {"type": "chat:tasks:cancel", "data": {"reason": "boredom"}},
     ],
 )
-async def test_malformed_events_are_bad_request(make_user, make_chat, event):
+async def test_malformed_events_are_bad_request(make_user, event):
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     emit = get_event_emitter(user.id, chat.id, "m1")
     with pytest.raises(EventError) as raised:
         await emit(event)
@@ -163,11 +160,11 @@ async def test_malformed_events_are_bad_request(make_user, make_chat, event):
 
 
 async def test_deltas_are_written_at_most_once_per_flush_interval(
-    make_user, make_chat, settings, message_writes
+    make_user, settings, message_writes
 ):
     settings.STREAM_FLUSH_INTERVAL = 0.1
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     emit = get_event_emitter(user.id, chat.id, "m1")
     await emit({"type": "message", "data": {"content": ""}})  # creates the row
     writes_before = message_writes.n
@@ -188,9 +185,9 @@ async def test_deltas_are_written_at_most_once_per_flush_interval(
     assert message.content == "".join(pieces) and message.done
 
 
-async def test_stopping_a_generation_keeps_what_was_streamed(ws, make_user, make_chat):
+async def test_stopping_a_generation_keeps_what_was_streamed(ws, make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     tab = await ws(user)
     coro = generation_run(
         user_id=user.id,
@@ -203,13 +200,13 @@ async def test_stopping_a_generation_keeps_what_was_streamed(ws, make_user, make
     task_id = await tasks.create_task(coro, chat.id, user_id=user.id)
     received = []
     while len(received) < 10:
-        event = (await tab.recv_event("events"))["data"]
+        event = (await tab.event("events"))["data"]
         if event["type"] == "message":
             received.append(event["data"]["content"])
     assert await tasks.stop_task(task_id) is True
     kinds = []
     while "chat:tasks:cancel" not in kinds:
-        event = (await tab.recv_event("events"))["data"]
+        event = (await tab.event("events"))["data"]
         kinds.append(event["type"])
         if event["type"] == "message":
             received.append(event["data"]["content"])
@@ -230,13 +227,11 @@ async def test_malformed_events_are_refused_before_sending_even_when_not_stored(
     assert await tab.nothing(0.2)
 
 
-async def test_a_failed_write_keeps_the_text_for_the_next_flush(
-    make_user, make_chat, monkeypatch
-):
+async def test_a_failed_write_keeps_the_text_for_the_next_flush(make_user, monkeypatch):
     from chats import services
 
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     emit = get_event_emitter(user.id, chat.id, "m1")
     await emit({"type": "message", "data": {"content": "kept "}})
     real_append = services.message_append
@@ -256,19 +251,17 @@ async def test_a_failed_write_keeps_the_text_for_the_next_flush(
     assert (await message_of(chat, "m1")).content == "kept and more"
 
 
-async def test_events_that_are_not_stored_create_no_message_row(make_user, make_chat):
+async def test_events_that_are_not_stored_create_no_message_row(make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     emit = get_event_emitter(user.id, chat.id, "m1")
     await emit({"type": "notification", "data": {"type": "info", "content": "hi"}})
     assert await database_sync_to_async(Message.objects.count)() == 0
 
 
-async def test_a_cancel_ends_the_message_but_never_undoes_a_completion(
-    make_user, make_chat
-):
+async def test_a_cancel_ends_the_message_but_never_undoes_a_completion(make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     stopped = get_event_emitter(user.id, chat.id, "m1")
     await stopped({"type": "message", "data": {"content": "part"}})
     await stopped({"type": "chat:tasks:cancel", "data": {}})  # as Open WebUI sends it

@@ -14,6 +14,7 @@ from chats import generation
 from chats.generation import generation_run
 from chats.models import Message
 from realtime import tasks
+from testing.factories import chat_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,7 +36,7 @@ async def events_until_end(tab) -> list[dict]:
     """The answer's events up to the last one (completion or cancel)."""
     seen = []
     while not seen or seen[-1]["type"] not in ("chat:completion", "chat:tasks:cancel"):
-        seen.append((await tab.recv_event("events", timeout=5))["data"])
+        seen.append((await tab.event("events", timeout=5))["data"])
     return seen
 
 
@@ -43,7 +44,7 @@ async def streamed(tab, n: int) -> list[dict]:
     """Wait until n tokens were streamed; returns the events so far."""
     seen = []
     while sum(e["type"] == "message" for e in seen) < n:
-        seen.append((await tab.recv_event("events", timeout=5))["data"])
+        seen.append((await tab.event("events", timeout=5))["data"])
     return seen
 
 
@@ -52,9 +53,9 @@ def stored(chat) -> Message:
     return Message.objects.get(chat=chat, message_id="m1")
 
 
-async def test_a_completed_answer_is_done(ws, make_user, make_chat):
+async def test_a_completed_answer_is_done(ws, make_user):
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     tab = await ws(user)
     await start(user, chat, tokens=3, tps=500)
     assert (await events_until_end(tab))[-1]["type"] == "chat:completion"
@@ -72,11 +73,9 @@ async def test_a_completed_answer_is_done(ws, make_user, make_chat):
     ],
     ids=["user", "admin", "shutdown"],
 )
-async def test_a_stopped_answer_records_who_stopped_it(
-    ws, make_user, make_chat, stop, reason
-):
+async def test_a_stopped_answer_records_who_stopped_it(ws, make_user, stop, reason):
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     tab = await ws(user)
     task_id = await start(user, chat)
     seen = await streamed(tab, 5)
@@ -97,14 +96,14 @@ async def test_a_stopped_answer_records_who_stopped_it(
     assert message.content == "".join(pieces)
 
 
-async def test_a_failed_answer_records_the_error(ws, make_user, make_chat, monkeypatch):
+async def test_a_failed_answer_records_the_error(ws, make_user, monkeypatch):
     async def breaks_midway(emit, **kwargs):
         await emit({"type": "message", "data": {"content": "half "}})
         raise RuntimeError("the model broke")
 
     monkeypatch.setattr(generation, "fake_generate", breaks_midway)
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     tab = await ws(user)
     await start(user, chat)
     assert (await events_until_end(tab))[-1] == {
@@ -121,12 +120,12 @@ async def test_a_failed_answer_records_the_error(ws, make_user, make_chat, monke
 
 @pytest.mark.redis
 async def test_a_stop_from_the_operator_command_says_admin(
-    redis_settings, ws, make_user, make_chat
+    redis_settings, ws, make_user
 ):
     # manage.py realtime_stop_task runs its own event loop: the stop travels to
     # this loop's hub as a task.stop layer message, with its reason.
     user = await database_sync_to_async(make_user)()
-    chat = await make_chat(user)
+    chat = await chat_create(user)
     tab = await ws(user)
     task_id = await start(user, chat)
     await streamed(tab, 3)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from conftest import api_for
 from notes import services
+from testing.factories import api_for
 
 pytestmark = pytest.mark.django_db
 

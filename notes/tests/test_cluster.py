@@ -12,18 +12,17 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from conftest import http_get, token_for
 from notes.models import NoteSnapshot, NoteUpdate
-from notes.tests.factories import note_shared
-from notes.tests.yclient import RemoteEditor, converged
+from testing.cluster import http_get
+from testing.editors import RemoteEditor, converged
+from testing.factories import note_shared, token_for, users_create
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-async def team(make_user):
-    make = database_sync_to_async(make_user)
-    return [await make(name) for name in ("alice", "bob", "carol", "dave")]
+async def team():
+    return await users_create("alice", "bob", "carol", "dave")
 
 
 async def stored_content(server, note_id: str, owner, want: str) -> str:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from channels.db import database_sync_to_async
 
-from conftest import http_get, token_for
 from notes.models import NoteUpdate
 from notes.tests import fuzzing
-from notes.tests.factories import note_shared
-from notes.tests.yclient import RemoteEditor, SandboxedReader
+from testing.cluster import http_get
+from testing.editors import RemoteEditor, SandboxedReader
+from testing.factories import note_shared, token_for, users_create
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -63,9 +63,8 @@ async def blast(editor: RemoteEditor, event: str, inputs: list[bytes]) -> dict:
 
 
 @pytest.fixture
-async def team(make_user):
-    make = database_sync_to_async(make_user)
-    return [await make(name) for name in ("alice", "bob", "carol")]
+async def team():
+    return await users_create("alice", "bob", "carol")
 
 
 @pytest.mark.cluster_env(

@@ -7,10 +7,10 @@ import pycrdt
 import pytest
 from channels.db import database_sync_to_async
 
-from conftest import api_for
 from notes import crdt, crdt_proxy, services
 from notes.models import Note, NoteGrant, NoteUpdate
 from notes.yjs_format import awareness_update
+from testing.factories import api_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,7 +89,7 @@ async def test_join_seeds_from_content_and_announces(ws, people, note):
     assert editor.text == "Hello"  # seeded on the server, not by a client
     r = await ws(people["reader"])
     await open_doc(r, note)
-    joined = await w.recv_event("ydoc:user:joined")
+    joined = await w.event("ydoc:user:joined")
     assert joined["user_id"] == people["reader"].id and joined["user_name"] == "Reader"
 
 
@@ -102,7 +102,7 @@ async def test_update_is_stored_relayed_and_content_follows(ws, people, note, se
         "ydoc:document:update", {"document_id": f"note:{note.id}", "update": update}
     )
     assert reply["data"]["seq"] > 0
-    relayed = await r.recv_event("ydoc:document:update")
+    relayed = await r.event("ydoc:document:update")
     assert relayed["session_id"] == w.sid and relayed["user_id"] == people["writer"].id
     reader.apply_b64(relayed["update"])
     assert reader.text == "Hello, world"
@@ -169,7 +169,7 @@ async def test_awareness_carries_the_sessions_user(ws, people, note):
     ] == "bad_request"
     del frame["user_id"]
     await r.call("ydoc:awareness:update", frame)
-    relayed = await w.recv_event("ydoc:awareness:update")
+    relayed = await w.event("ydoc:awareness:update")
     assert relayed == {
         "document_id": f"note:{note.id}",
         "user_id": people["reader"].id,
@@ -188,7 +188,7 @@ async def test_rest_edit_reaches_open_editors(ws, people, note):
 
     response = await database_sync_to_async(patch)()
     assert response.status_code == 200 and response.json()["content"] == "Hello there"
-    relayed = await w.recv_event("ydoc:document:update")
+    relayed = await w.event("ydoc:document:update")
     editor.apply_b64(relayed["update"])
     assert editor.text == "Hello there"
     # This process's cached document has not seen that update yet: a join reads it.
@@ -210,13 +210,13 @@ async def test_grant_changes_reach_open_sessions(ws, people, note):
         )
 
     assert (await database_sync_to_async(share)("read")).status_code == 200
-    access = await w.recv_event("note:access")
+    access = await w.event("note:access")
     assert access == {
         "note_id": note.id,
         "document_id": document_id,
         "permission": "read",
     }
-    left = await r.recv_event("ydoc:user:left")
+    left = await r.event("ydoc:user:left")
     assert left == {"document_id": document_id, "user_id": people["writer"].id}
     update = {"document_id": document_id, "update": writer.insert(0, "X")}
     refused = await w.call("ydoc:document:update", update)
@@ -228,7 +228,7 @@ async def test_grant_changes_reach_open_sessions(ws, people, note):
         "message": "read-only access to this note",
     }
     assert (await database_sync_to_async(share)("none")).status_code == 200
-    assert (await w.recv_event("note:access"))["permission"] is None
+    assert (await w.event("note:access"))["permission"] is None
     rejoin = await w.call("ydoc:document:join", {"document_id": document_id})
     assert rejoin["error"]["code"] == "not_found"
     assert await database_sync_to_async(NoteUpdate.objects.count)() == 1
@@ -242,7 +242,7 @@ async def test_deleting_a_note_tells_its_editors(ws, people, note):
         return api_for(people["owner"]).delete(f"/api/notes/{note.id}/")
 
     assert (await database_sync_to_async(delete)()).status_code == 204
-    assert await w.recv_event("note:deleted") == {"note_id": note.id}
+    assert await w.event("note:deleted") == {"note_id": note.id}
     update = {"document_id": f"note:{note.id}", "update": writer.insert(0, "X")}
     assert (await w.call("ydoc:document:update", update))["error"]["code"] == (
         "forbidden"
@@ -262,7 +262,7 @@ async def test_leave_announces_and_last_leave_saves_and_compacts(
             {"document_id": f"note:{note.id}", "update": writer.insert(0, str(i))},
         )
     await r.call("ydoc:document:leave", {"document_id": f"note:{note.id}"})
-    left = await w.recv_event("ydoc:user:left")
+    left = await w.event("ydoc:user:left")
     assert left["user_id"] == people["reader"].id
     await w.close()  # the last editor
     await asyncio.sleep(0.3)

@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from conftest import token_for
+from testing.factories import token_for
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from bench.scale.targets import TARGETS
-from conftest import REDIS_TEST_URL
 from realtime.launcher import BASE_DIR
+from testing.services import REDIS_TEST_URL
 
 pytestmark = [pytest.mark.cluster]
 

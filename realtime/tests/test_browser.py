@@ -10,16 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from conftest import (
-    ARTIFACTS,
-    CHROMIUM,
-    REQUIRE_SERVICES,
-    database_env,
-    http_get,
-    http_post,
-    token_for,
-)
 from realtime.launcher import ServerProcess, free_port
+from testing.cluster import ARTIFACTS, database_env, http_get, http_post
+from testing.factories import token_for
+from testing.services import CHROMIUM, REQUIRE_SERVICES
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

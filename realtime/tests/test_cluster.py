@@ -7,16 +7,18 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from conftest import INSTANCE_TTL, MAX_FRAME_BYTES, WsClient, http_post, token_for
 from realtime import emit
+from testing.clients import RealSocket, SocketClient
+from testing.cluster import INSTANCE_TTL, MAX_FRAME_BYTES, http_post
+from testing.factories import token_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 
 async def test_user_on_one_instance_sees_user_on_the_other_online(cluster, people):
     one, two = cluster
-    alice = await WsClient.open(one.ws, people["alice"], join=True)
-    bob = await WsClient.open(two.ws, people["bob"])
+    alice = await SocketClient.open(RealSocket(one.ws), people["alice"], join=True)
+    bob = await SocketClient.open(RealSocket(two.ws), people["bob"])
     try:
         ids = (await alice.call("user-list"))["data"]["user_ids"]
         assert ids == sorted([people["alice"].id, people["bob"].id])
@@ -36,7 +38,7 @@ async def test_room_emit_from_server_code_on_one_reaches_session_on_the_other(
     cluster, people
 ):
     one, two = cluster
-    bob = await WsClient.open(two.ws, people["bob"])
+    bob = await SocketClient.open(RealSocket(two.ws), people["bob"])
     admin_token = token_for(people["admin"])
     try:
         status, body = http_post(
@@ -72,8 +74,8 @@ async def test_room_emit_from_server_code_on_one_reaches_session_on_the_other(
 
 async def test_killed_instance_leaves_presence_within_two_ttls(cluster, people):
     one, two = cluster
-    alice = await WsClient.open(one.ws, people["alice"])
-    bob = await WsClient.open(two.ws, people["bob"])
+    alice = await SocketClient.open(RealSocket(one.ws), people["alice"])
+    bob = await SocketClient.open(RealSocket(two.ws), people["bob"])
     await bob.call("user-join", {})
     assert people["bob"].id in (await alice.call("user-list"))["data"]["user_ids"]
     killed_at = time.monotonic()
@@ -97,20 +99,20 @@ OVERSIZE_CLOSE = {"uvicorn": 1009, "daphne": None}
 
 async def test_oversized_frame_is_refused_by_both_servers(cluster, people):
     for server in cluster:
-        client = await WsClient.open(server.ws, people["alice"])
+        client = await SocketClient.open(RealSocket(server.ws), people["alice"])
         big = {"event": "heartbeat", "data": {"x": "a" * MAX_FRAME_BYTES}}
-        await client.conn.send(json.dumps(big))
+        await client.send_raw(json.dumps(big))
         assert await client.closed_code() == OVERSIZE_CLOSE[server.server], server
         # The server and other sockets are unharmed.
-        other = await WsClient.open(server.ws, people["bob"])
+        other = await SocketClient.open(RealSocket(server.ws), people["bob"])
         assert "data" in await other.call("user-list")
         await other.close()
 
 
 async def test_graceful_stop_removes_sessions_at_once(cluster, people):
     one, two = cluster
-    alice = await WsClient.open(one.ws, people["alice"])
-    bob = await WsClient.open(two.ws, people["bob"])
+    alice = await SocketClient.open(RealSocket(one.ws), people["alice"])
+    bob = await SocketClient.open(RealSocket(two.ws), people["bob"])
     assert people["bob"].id in (await alice.call("user-list"))["data"]["user_ids"]
     # uvicorn re-raises SIGTERM after a clean shutdown; -9 would mean it was killed.
     assert two.terminate() in (0, -15)
@@ -124,9 +126,9 @@ async def test_deactivating_a_user_closes_their_sockets_on_both_instances(
     cluster, people
 ):
     one, two = cluster
-    on_one = await WsClient.open(one.ws, people["alice"])
-    on_two = await WsClient.open(two.ws, people["alice"])
-    bob = await WsClient.open(two.ws, people["bob"])
+    on_one = await SocketClient.open(RealSocket(one.ws), people["alice"])
+    on_two = await SocketClient.open(RealSocket(two.ws), people["alice"])
+    bob = await SocketClient.open(RealSocket(two.ws), people["bob"])
 
     def deactivate():
         user = people["alice"]

@@ -6,13 +6,13 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.core.management import CommandError, call_command
 
 from realtime import tasks
 from realtime.hub import current_hub
 from realtime.state import get_state
 from realtime.tests.test_worker import _seed
+from testing.factories import users_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,14 +23,9 @@ async def command(*args) -> str:
     return out.getvalue()
 
 
-async def _people(make_user):
-    make = database_sync_to_async(make_user)
-    return await make("alice"), await make("bob")
-
-
 @pytest.mark.redis
-async def test_inspect_text_and_json(redis_settings, ws, make_user):
-    alice, bob = await _people(make_user)
+async def test_inspect_text_and_json(redis_settings, ws):
+    alice, bob = await users_create("alice", "bob")
     a = await ws(alice, join=True)
     b = await ws(bob)
     await a.call("usage", {"model": "llama3"})
@@ -68,8 +63,8 @@ async def test_inspect_text_and_json(redis_settings, ws, make_user):
 
 
 @pytest.mark.redis
-async def test_cleanup_dry_run_then_for_real(redis_settings, make_user):
-    alice, _ = await _people(make_user)
+async def test_cleanup_dry_run_then_for_real(redis_settings):
+    alice, _ = await users_create("alice", "bob")
     note_id = await _seed(alice, dead_instance=True)
     dry = await command("realtime_cleanup", "--dry-run")
     for job in ("usage", "instances", "documents", "notes", "tasks"):
@@ -92,25 +87,21 @@ async def test_cleanup_dry_run_then_for_real(redis_settings, make_user):
 
 
 @pytest.mark.redis
-async def test_disconnect_a_user_or_a_session(redis_settings, ws, make_user):
-    alice, bob = await _people(make_user)
+async def test_disconnect_a_user_or_a_session(redis_settings, ws):
+    alice, bob = await users_create("alice", "bob")
     a1, a2 = await ws(alice), await ws(alice)
     b = await ws(bob)
     out = await command("realtime_disconnect", "--user", str(alice.id))
     assert out == f"disconnecting user {alice.id}: 2 sockets\n"
-    assert await a1.recv_close() == 4401
-    assert await a2.recv_close() == 4401
+    assert await a1.closed_code() == 4401
+    assert await a2.closed_code() == 4401
     assert await b.nothing()
     out = await command("realtime_disconnect", "--session", b.sid)
     assert out == f"disconnecting session {b.sid}\n"
-    assert (await b.recv_event("disconnect")) == {
-        "reason": "disconnected by an operator"
-    }
-    assert await b.recv_close() == 4401
+    assert (await b.event("disconnect")) == {"reason": "disconnected by an operator"}
+    assert await b.closed_code() == 4401
     with pytest.raises(CommandError, match="no such session: nope"):
         await command("realtime_disconnect", "--session", "nope")
-    for client in (a1, a2, b):
-        client.connected = False
 
 
 @pytest.mark.redis

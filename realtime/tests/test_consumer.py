@@ -5,16 +5,16 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from conftest import token_for
 from realtime import emit, events
 from realtime.asgi import application
 from realtime.errors import CLOSE_TOO_BIG, CLOSE_UNAUTHORIZED
 from realtime.hub import current_hub
 from realtime.models import User
 from realtime.wire import dumps
+from testing.clients import InProcess
+from testing.factories import token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,7 +35,7 @@ async def test_connect_acks_sid_and_user(ws, make_user):
 async def _expect_unauthorized(client, frame) -> dict:
     await client.send(frame)
     reply = await client.recv()
-    assert await client.recv_close() == CLOSE_UNAUTHORIZED
+    assert await client.closed_code() == CLOSE_UNAUTHORIZED
     return reply
 
 
@@ -124,7 +124,7 @@ async def test_unauthenticated_socket_is_closed_after_auth_timeout(ws, settings)
         "event": "error",
         "data": {"code": "unauthorized", "message": "authentication timeout"},
     }
-    assert await client.recv_close() == CLOSE_UNAUTHORIZED
+    assert await client.closed_code() == CLOSE_UNAUTHORIZED
 
 
 async def test_malformed_frame_before_auth_keeps_socket_open(ws, make_user):
@@ -259,7 +259,7 @@ async def test_bad_input_gets_error_and_socket_stays_usable(
 
 async def test_binary_frame_is_bad_request(ws, make_user):
     client = await ws(await database_sync_to_async(make_user)())
-    await client.ws.send_to(bytes_data=b"\x00\x01")
+    await client.send_raw(b"\x00\x01")
     assert (await client.recv())["data"]["code"] == "bad_request"
     assert "data" in await client.call("user-list")
 
@@ -270,7 +270,7 @@ async def test_frame_over_limit_closes_with_1009(ws, make_user, settings):
     await client.send_raw(
         dumps({"event": "heartbeat", "data": {"x": "é" * 600}})
     )  # 1200+ bytes
-    assert await client.recv_close() == CLOSE_TOO_BIG
+    assert await client.closed_code() == CLOSE_TOO_BIG
 
 
 async def test_frame_just_under_limit_is_processed(ws, make_user, settings):
@@ -289,7 +289,7 @@ async def test_slow_consumer_is_closed_with_1013(ws, make_user, settings):
     session = current_hub().sessions[client.sid]
     for i in range(11):  # queued faster than the writer can run
         session.emit("flood", i)
-    assert await client.recv_close() == 1013
+    assert await client.closed_code() == 1013
     await client.close()  # what the ASGI server sends after the app closed
     assert client.sid not in current_hub().sessions
 
@@ -399,7 +399,7 @@ async def test_presence_changes_are_coalesced(ws, make_user, settings):
     watcher = await database_sync_to_async(make_user)("watcher")
     others = [await database_sync_to_async(make_user)() for _ in range(5)]
     w = await ws(watcher, join=True)
-    await w.recv_event("user-list", timeout=2)  # the watcher's own arrival
+    await w.event("user-list", timeout=2)  # the watcher's own arrival
     loop = asyncio.get_running_loop()
     start = loop.time()
     for user in others:
@@ -433,12 +433,11 @@ async def test_disallowed_origin_is_refused(settings):
         (b"https://app.example.com", True),
         (b"http://testserver", True),  # the server's own host
     ]:
-        communicator = WebsocketCommunicator(
-            application, "/ws/", headers=[(b"origin", origin), (b"host", b"testserver")]
+        socket = InProcess(
+            application, headers=[(b"origin", origin), (b"host", b"testserver")]
         )
-        connected, _ = await communicator.connect()
-        assert connected is ok, origin
-        await communicator.disconnect()
+        assert await socket.open() is ok, origin
+        await socket.close()
 
 
 async def test_missing_origin_is_allowed_for_services(ws, make_user):

@@ -12,16 +12,14 @@ from realtime import emit
 from realtime.errors import CLOSE_UNAUTHORIZED
 from realtime.hub import current_hub
 from realtime.state import get_state
+from testing.factories import users_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-async def users(make_user):
-    return [
-        await database_sync_to_async(make_user)(name)
-        for name in ("alice", "bob", "carol")
-    ]
+async def users():
+    return await users_create("alice", "bob", "carol")
 
 
 async def test_room_emit_reaches_members_only_and_skips(backend, ws, users):
@@ -30,13 +28,13 @@ async def test_room_emit_reaches_members_only_and_skips(backend, ws, users):
     await emit.room_enter_for_users(room="channel:1", user_ids=[alice.id, bob.id])
     await _until(lambda: len(current_hub().rooms.get("channel:1", ())) == 2)
     await emit.room_emit(room="channel:1", event="events:channel", data={"n": 1})
-    assert await a.recv_event("events:channel") == {"n": 1}
-    assert await b.recv_event("events:channel") == {"n": 1}
+    assert await a.event("events:channel") == {"n": 1}
+    assert await b.event("events:channel") == {"n": 1}
     assert await c.nothing(0.3)
     await emit.room_emit(
         room="channel:1", event="events:channel", data={"n": 2}, skip_sid=a.sid
     )
-    assert await b.recv_event("events:channel") == {"n": 2}
+    assert await b.event("events:channel") == {"n": 2}
     assert await a.nothing(0.3)
 
 
@@ -49,13 +47,13 @@ async def test_one_layer_member_per_instance_however_many_sessions(backend, ws, 
     assert routes == {f"user:{alice.id}": {hub.channel}}
     await emit.user_emit(user_id=alice.id, event="ping", data=1)
     for client in clients:
-        assert await client.recv_event("ping") == 1
+        assert await client.event("ping") == 1
 
 
 async def test_session_emit(backend, ws, users):
     a1, a2 = await ws(users[0]), await ws(users[0])
     assert await emit.session_emit(sid=a2.sid, event="only-you", data="x") is True
-    assert await a2.recv_event("only-you") == "x"
+    assert await a2.event("only-you") == "x"
     assert await a1.nothing(0.3)
     assert await emit.session_emit(sid="no-such-session", event="x", data=None) is False
 
@@ -69,7 +67,7 @@ async def test_leave_for_users_stops_delivery(backend, ws, users):
     await _until(lambda: len(current_hub().rooms.get("note:5", ())) == 1)
     assert await emit.room_user_ids(room="note:5") == [alice.id]
     await emit.room_emit(room="note:5", event="e", data=None)
-    assert await a.recv_event("e") is None
+    assert await a.event("e") is None
     assert await b.nothing(0.3)
 
 
@@ -77,15 +75,15 @@ async def test_user_disconnect_closes_every_socket_of_that_user(backend, ws, use
     alice, bob, _ = users
     a1, a2, b = await ws(alice), await ws(alice), await ws(bob)
     await emit.user_disconnect(user_id=alice.id, reason="test")
-    assert await a1.recv_close() == CLOSE_UNAUTHORIZED
-    assert await a2.recv_close() == CLOSE_UNAUTHORIZED
+    assert await a1.closed_code() == CLOSE_UNAUTHORIZED
+    assert await a2.closed_code() == CLOSE_UNAUTHORIZED
     assert (await b.call("user-list"))["data"]["user_ids"] == [bob.id]
 
 
 async def test_session_disconnect(backend, ws, users):
     a1, a2 = await ws(users[0]), await ws(users[0])
     assert await emit.session_disconnect(sid=a1.sid, code=4000) is True
-    assert await a1.recv_close() == 4000
+    assert await a1.closed_code() == 4000
     assert "data" in await a2.call("user-list")
 
 
@@ -94,7 +92,7 @@ async def test_sync_api_from_sync_code(backend, ws, users):
     await sync_to_async(emit.user_emit_sync)(
         user_id=users[0].id, event="hello", data=[1]
     )
-    assert await a.recv_event("hello") == [1]
+    assert await a.event("hello") == [1]
     assert await sync_to_async(emit.online_user_ids_sync)() == [users[0].id]
 
 
@@ -107,8 +105,8 @@ async def test_deactivating_a_user_closes_their_sockets(backend, ws, users):
         alice.save()
 
     await database_sync_to_async(deactivate)()
-    assert await a.recv_event("disconnect") == {"reason": "user deactivated"}
-    assert await a.recv_close() == CLOSE_UNAUTHORIZED
+    assert await a.event("disconnect") == {"reason": "user deactivated"}
+    assert await a.closed_code() == CLOSE_UNAUTHORIZED
     assert await b.nothing(0.2)
 
 
@@ -128,8 +126,8 @@ async def test_password_change_closes_sockets_but_other_saves_do_not(ws, users):
         alice.save()
 
     await database_sync_to_async(change_password)()
-    assert await a.recv_event("disconnect") == {"reason": "password changed"}
-    assert await a.recv_close() == CLOSE_UNAUTHORIZED
+    assert await a.event("disconnect") == {"reason": "password changed"}
+    assert await a.closed_code() == CLOSE_UNAUTHORIZED
 
 
 async def test_group_membership_survives_interleaved_leave_and_join(ws, users):

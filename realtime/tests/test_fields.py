@@ -6,8 +6,8 @@ import pytest
 
 from channels_app.models import Channel, ChannelMember, ChannelMessage
 from chats.models import Chat, Message
-from conftest import api_for
 from notes.models import Note
+from testing.factories import api_for
 
 pytestmark = pytest.mark.django_db
 

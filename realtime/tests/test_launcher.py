@@ -10,11 +10,11 @@ import urllib.request
 
 import pytest
 
-from conftest import ARTIFACTS, WsClient, cluster_env
 from realtime.launcher import BASE_DIR, free_port, server_command
 from realtime.state import get_state
-from realtime.tests.test_logs import assert_quiet, visit
 from realtime.worker.base import LOCK_NAME
+from testing.clients import RealSocket, SocketClient
+from testing.cluster import ARTIFACTS, assert_quiet, cluster_env, visit
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -72,11 +72,11 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
         )
         assert f"-{pid}-" in owner
         # The instances share rooms and presence through Redis.
-        alice = await WsClient.open(
-            f"ws://127.0.0.1:{ports[0]}/ws/", people["alice"], join=True
+        alice = await SocketClient.open(
+            RealSocket(f"ws://127.0.0.1:{ports[0]}/ws/"), people["alice"], join=True
         )
-        bob = await WsClient.open(
-            f"ws://127.0.0.1:{ports[1]}/ws/", people["bob"], join=True
+        bob = await SocketClient.open(
+            RealSocket(f"ws://127.0.0.1:{ports[1]}/ws/"), people["bob"], join=True
         )
         try:
             ids = (await alice.call("user-list"))["data"]["user_ids"]

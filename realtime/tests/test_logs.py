@@ -4,7 +4,6 @@ README's uvicorn and daphne lines, docker-compose's command; realtime_fleet is
 checked in test_launcher.py)."""
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -16,10 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import websockets
 import yaml
 
-from conftest import ARTIFACTS, database_env
 from realtime.launcher import BASE_DIR, free_port, process_stop, server_command
 from realtime.logs import (
     ConnectionLinesToDebug,
@@ -27,12 +24,7 @@ from realtime.logs import (
     redact,
     server_logging_install,
 )
-
-SECRET = "query-secret-7f3a"
-# Lines a server printed per connection or request before (uvicorn, websockets and
-# daphne's access log).
-PER_CONNECTION = ("[accepted]", "connection open", "connection closed")
-PER_CONNECTION += ("WSCONNECT", "WSDISCONNECT", '"WebSocket ', "GET /healthz")
+from testing.cluster import ARTIFACTS, assert_quiet, database_env, visit
 
 
 def test_redact_replaces_query_strings_of_paths_only():
@@ -117,31 +109,6 @@ def way(name: str, port: int) -> list[str]:
     assert cmd == server_command(program, host="0.0.0.0", port="PORT", limit="BYTES")
     values = {"PORT": str(port), "BYTES": limit, "0.0.0.0": "127.0.0.1"}
     return [sys.executable, "-m", *(values.get(a, a) for a in cmd)]
-
-
-async def visit(port: int) -> None:
-    """A socket with a token in its URL, and HTTP requests with query strings."""
-    url = f"ws://127.0.0.1:{port}/ws/?token={SECRET}"
-    async with websockets.connect(url) as conn:
-        frame = {"event": "connect", "data": {"token": "not-a-jwt"}, "ack": 0}
-        await conn.send(json.dumps(frame))
-        assert "unauthorized" in await asyncio.wait_for(conn.recv(), 10)
-    for path in (f"/healthz?token={SECRET}", f"/api/nope?token={SECRET}"):
-        try:
-            await asyncio.to_thread(
-                urllib.request.urlopen, f"http://127.0.0.1:{port}{path}", timeout=5
-            )
-        except urllib.error.HTTPError as err:
-            assert err.code == 404
-
-
-def assert_quiet(text: str) -> None:
-    """The log shows no query string and no line per connection or request."""
-    assert SECRET not in text, text
-    noisy = [
-        line for line in text.splitlines() if any(p in line for p in PER_CONNECTION)
-    ]
-    assert noisy == [], text
 
 
 def wait_healthy(proc: subprocess.Popen, port: int, log: Path) -> None:

@@ -9,19 +9,13 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from conftest import (
-    ARTIFACTS,
-    REDIS_TEST_URL,
-    REQUIRE_SERVICES,
-    PrivateRedis,
-    WsClient,
-    cluster_env,
-    http_post,
-    token_for,
-)
 from realtime.launcher import Fleet, free_port
 from realtime.settings import redis_channel_layer
 from realtime.state import get_state
+from testing.clients import RealSocket, SocketClient
+from testing.cluster import ARTIFACTS, cluster_env, http_post
+from testing.factories import token_for
+from testing.services import REDIS_TEST_URL, REQUIRE_SERVICES, PrivateRedis
 
 SENTINEL = shutil.which("redis-sentinel")
 MASTER = "rt-test-master"
@@ -149,8 +143,8 @@ async def test_two_instances_share_layer_and_state_through_sentinel(
         name=request.node.name,
     ) as fleet:
         one, two = fleet.instances
-        alice = await WsClient.open(one.ws, people["alice"], join=True)
-        bob = await WsClient.open(two.ws, people["bob"], join=True)
+        alice = await SocketClient.open(RealSocket(one.ws), people["alice"], join=True)
+        bob = await SocketClient.open(RealSocket(two.ws), people["bob"], join=True)
         try:
             # Shared state: each instance sees the other's user online.
             ids = sorted([people["alice"].id, people["bob"].id])
@@ -191,7 +185,7 @@ async def test_fleet_carries_on_after_a_sentinel_failover(
         name=request.node.name,
     ) as fleet:
         one, two = fleet.instances
-        bob = await WsClient.open(two.ws, people["bob"], join=True)
+        bob = await SocketClient.open(RealSocket(two.ws), people["bob"], join=True)
         admin = token_for(people["admin"])
         try:
             # Wait until the replica has what the master has, then kill the master.
@@ -226,7 +220,9 @@ async def test_fleet_carries_on_after_a_sentinel_failover(
                     pass
                 assert time.monotonic() < deadline, f"no emit got through ({status})"
             # New sockets on both instances are served and see each other.
-            alice = await WsClient.open(one.ws, people["alice"], join=True)
+            alice = await SocketClient.open(
+                RealSocket(one.ws), people["alice"], join=True
+            )
             try:
                 ids = (await alice.call("user-list"))["data"]["user_ids"]
                 assert people["alice"].id in ids and people["bob"].id in ids

@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
-from conftest import REDIS_TEST_URL, PrivateRedis
 from realtime.launcher import free_port
 from realtime.state import MemoryState, RedisState
+from testing.services import REDIS_TEST_URL, PrivateRedis
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

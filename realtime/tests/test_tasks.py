@@ -5,8 +5,8 @@ import asyncio
 import pytest
 import redis
 
-from conftest import REDIS_TEST_URL
 from realtime import tasks
+from testing.services import REDIS_TEST_URL
 
 
 async def test_create_list_and_finish(backend):

@@ -8,9 +8,9 @@ import urllib.error
 import urllib.request
 
 import pytest
-from channels.db import database_sync_to_async
 
-from conftest import WsClient
+from testing.clients import RealSocket, SocketClient
+from testing.factories import users_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,12 +22,8 @@ def fast_usage(settings):
     return settings
 
 
-async def _users(make_user, *names):
-    return [await database_sync_to_async(make_user)(name) for name in names]
-
-
-async def test_usage_ask_and_bad_payload(backend, fast_usage, ws, make_user):
-    alice, bob = await _users(make_user, "alice", "bob")
+async def test_usage_ask_and_bad_payload(backend, fast_usage, ws):
+    alice, bob = await users_create("alice", "bob")
     a = await ws(alice, join=True)
     b = await ws(bob, join=True)
     assert (await a.call("usage", {}))["data"] == {"models": []}
@@ -41,10 +37,8 @@ async def test_usage_ask_and_bad_payload(backend, fast_usage, ws, make_user):
     assert reply["error"]["code"] == "bad_request"
 
 
-async def test_usage_broadcast_is_coalesced_and_only_on_change(
-    backend, fast_usage, ws, make_user
-):
-    alice, bob = await _users(make_user, "alice", "bob")
+async def test_usage_broadcast_is_coalesced_and_only_on_change(backend, fast_usage, ws):
+    alice, bob = await users_create("alice", "bob")
     a = await ws(alice, join=True)
     watcher = await ws(bob, join=True)
     # Five models within a few milliseconds: at most one broadcast per interval.
@@ -71,7 +65,7 @@ async def test_usage_broadcast_is_coalesced_and_only_on_change(
     assert await watcher.nothing(1.0)
     # The session disconnecting removes its marks at once (TTL is 30 s here).
     await a.close()
-    assert await watcher.recv_event("usage", timeout=2) == {"models": []}
+    assert await watcher.event("usage", timeout=2) == {"models": []}
 
 
 @pytest.mark.cluster
@@ -82,8 +76,8 @@ async def test_usage_expires_and_leaves_with_the_session_across_processes(
     cluster, people
 ):
     one, two = cluster
-    alice = await WsClient.open(one.ws, people["alice"], join=True)
-    watcher = await WsClient.open(two.ws, people["bob"], join=True)
+    alice = await SocketClient.open(RealSocket(one.ws), people["alice"], join=True)
+    watcher = await SocketClient.open(RealSocket(two.ws), people["bob"], join=True)
     try:
         # A mark on instance one is seen by a client of instance two.
         await alice.call("usage", {"model": "gpt-x"})

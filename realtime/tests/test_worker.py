@@ -10,18 +10,14 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from conftest import (
-    ARTIFACTS,
-    REDIS_TEST_URL,
-    PrivateRedis,
-    database_env,
-)
 from notes import jobs as note_jobs
 from notes import services as note_services
 from realtime.hub import current_hub, stop_hub
 from realtime.launcher import BASE_DIR, free_port
 from realtime.state import TaskRecord, get_state
 from realtime.worker import LOCK_NAME, Worker, registry, run_pass
+from testing.cluster import ARTIFACTS, database_env
+from testing.services import REDIS_TEST_URL, PrivateRedis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,13 +3,11 @@ document, ydoc:* events applied as they arrive, its own edits sent as updates.""
 
 import asyncio
 import base64
-import json
 
 import pycrdt
-import websockets
 
-from conftest import token_for
 from notes.crdt_proxy import LoopHost
+from testing.clients import RealSocket, SocketClient
 
 TEXT = "content"
 
@@ -29,25 +27,22 @@ class RemoteEditor:
     it arrives; `joined_text` is the text of the state the server sent at join.
     """
 
-    def __init__(self, conn, document_id: str) -> None:
-        self.conn = conn
+    def __init__(self, client: SocketClient, document_id: str) -> None:
+        self.client = client
         self.document_id = document_id
         self.doc = pycrdt.Doc()
         self._text = self.doc.get(TEXT, type=pycrdt.Text)
         self.joined_text: str | None = None
         self.errors: list[dict] = []
         self._acks: dict[int, asyncio.Future] = {}
-        self._next_ack = 1
         self._reader: asyncio.Task | None = None
 
     @classmethod
     async def open(cls, url: str, user, note_id: str) -> "RemoteEditor":
         """Connect as `user` and join the note's document."""
-        conn = await websockets.connect(url, max_size=None)
-        editor = cls(conn, f"note:{note_id}")
+        client = await SocketClient.open(RealSocket(url, max_size=None), user)
+        editor = cls(client, f"note:{note_id}")
         editor._reader = asyncio.get_running_loop().create_task(editor._read())
-        hello = await editor.call("connect", {"token": token_for(user)})
-        assert "data" in hello, hello
         await editor.join()
         return editor
 
@@ -66,22 +61,19 @@ class RemoteEditor:
 
     async def call(self, event: str, data, timeout: float = 10) -> dict:
         """Emit with an ack and wait for it."""
-        ack, self._next_ack = self._next_ack, self._next_ack + 1
+        ack = self.client.new_ack()
         future = asyncio.get_running_loop().create_future()
         self._acks[ack] = future
-        await self.conn.send(json.dumps({"event": event, "data": data, "ack": ack}))
+        await self.client.send({"event": event, "data": data, "ack": ack})
         return await asyncio.wait_for(future, timeout)
 
     async def _read(self) -> None:
-        try:
-            async for raw in self.conn:
-                frame = json.loads(raw)
-                if "ack" in frame and frame["ack"] in self._acks:
-                    self._acks.pop(frame["ack"]).set_result(frame)
-                elif "event" in frame:
-                    await self._on_event(frame["event"], frame.get("data") or {})
-        except websockets.ConnectionClosed:
-            pass
+        # Many calls may be in flight at once: one reader hands each ack to its call.
+        async for frame in self.client.frames():
+            if "ack" in frame and frame["ack"] in self._acks:
+                self._acks.pop(frame["ack"]).set_result(frame)
+            elif "event" in frame:
+                await self._on_event(frame["event"], frame.get("data") or {})
 
     async def _on_event(self, event: str, data: dict) -> None:
         if event == "ydoc:document:state":
@@ -127,7 +119,7 @@ class RemoteEditor:
         return str(self._text)
 
     async def close(self) -> None:
-        await self.conn.close()
+        await self.client.close()
         if self._reader is not None:
             await self._reader
 
@@ -149,8 +141,8 @@ class SandboxedReader(RemoteEditor):
     it gets at join is decoded in a CRDT host process (a pycrdt document in the test
     process could crash on it), and relayed updates are counted, not applied."""
 
-    def __init__(self, conn, document_id: str) -> None:
-        super().__init__(conn, document_id)
+    def __init__(self, client: SocketClient, document_id: str) -> None:
+        super().__init__(client, document_id)
         self.host = LoopHost("test-reader")
         self.relayed = 0
 
