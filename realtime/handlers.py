@@ -45,8 +45,25 @@ async def heartbeat(session, payload: Empty) -> None:
 
 @on("user-list", schema=Empty)
 async def user_list(session, payload: Empty) -> dict:
-    """Users online on any instance."""
-    return {"user_ids": sorted(await get_state().online_user_ids())}
+    """Users online on any instance.
+
+    The answer can be overtaken: a presence broadcast read after it but pushed
+    before its ack would be undone by the older ack on the client, and no later
+    broadcast comes without another change. So once the ack is out, the set is read
+    again and a fresh `user-list` event follows if it moved."""
+    user_ids = sorted(await get_state().online_user_ids())
+    (await get_hub()).spawn(_user_list_recheck(session, user_ids))
+    return {"user_ids": user_ids}
+
+
+async def _user_list_recheck(session, answered: list[int]) -> None:
+    # Runs after the handler returned, so after its ack was queued.
+    try:
+        now = sorted(await get_state().online_user_ids())
+    except Exception:
+        return  # the next broadcast will do; nothing to recheck against
+    if now != answered and not session.closed:
+        session.emit("user-list", {"user_ids": now})
 
 
 @database_sync_to_async
