@@ -47,6 +47,11 @@ from realtime.state.base import (
 
 # Rooms whose routes a process keeps in memory (cleared when it grows past this).
 ROUTE_CACHE_MAX = 50_000
+# The defaults of settings.REDIS_MAX_CONNECTIONS and REDIS_POOL_TIMEOUT (the settings
+# are the truth; get_state passes them): a pool that waits for one of 1000 connections
+# up to 10 s rather than failing a burst of 200 streams or a reconnect storm.
+MAX_CONNECTIONS = 1000
+POOL_TIMEOUT = 10.0
 
 # Shared by the remove and reap scripts: drop one session, report what changed.
 _REMOVE_FN = """
@@ -299,8 +304,8 @@ class RedisState:
         sentinels: list[tuple[str, int]] | None = None,
         sentinel_master: str = "mymaster",
         prefix: str = "rt",
-        max_connections: int = 200,
-        pool_timeout: float = 10.0,
+        max_connections: int = MAX_CONNECTIONS,
+        pool_timeout: float = POOL_TIMEOUT,
         routes_rebuild_wait: float = 15.0,
     ) -> None:
         self.max_connections = max_connections

@@ -1,7 +1,10 @@
 """Both state stores keep the same semantics (memory: one process; Redis: a fleet)."""
 
+import ast
 import asyncio
+import inspect
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -271,3 +274,33 @@ async def test_listing_and_pruning(store):
     assert await store.room_prune(room="doc_note:1") == ["b1"]
     assert await store.room_sessions(room="doc_note:1") == {"a1"}
     assert await store.room_user_ids(room="doc_note:1") == {1}
+
+
+def _setting_defaults() -> dict[str, object]:
+    """Each env_*("NAME", default) in settings.py: the default, not the environment."""
+    source = (Path(__file__).resolve().parents[1] / "settings.py").read_text()
+    defaults = {}
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id.startswith("env_")
+            and len(node.args) == 2
+            and isinstance(node.args[1], ast.Constant)
+        ):
+            defaults[node.args[0].value] = node.args[1].value
+    return defaults
+
+
+def test_redis_state_defaults_are_the_settings_defaults():
+    # get_state passes the settings; a store built without them must not differ.
+    settings = _setting_defaults()
+    params = inspect.signature(RedisState).parameters
+    for param, setting in {
+        "sentinel_master": "REDIS_SENTINEL_MASTER",
+        "prefix": "REDIS_KEY_PREFIX",
+        "max_connections": "REDIS_MAX_CONNECTIONS",
+        "pool_timeout": "REDIS_POOL_TIMEOUT",
+        "routes_rebuild_wait": "INSTANCE_TTL",
+    }.items():
+        assert params[param].default == settings[setting], param
