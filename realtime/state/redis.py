@@ -41,6 +41,7 @@ from redis.exceptions import NoScriptError
 from realtime.state.base import (
     ReapedInstance,
     RemovedSession,
+    RoutesRebuilding,
     SessionRecord,
     TaskRecord,
 )
@@ -288,10 +289,6 @@ for _, sid in ipairs(redis.call('SMEMBERS', rkey)) do
 end
 return stale
 """
-
-
-class RoutesRebuilding(Exception):
-    """Redis lost the routes; senders should retry shortly."""
 
 
 class RedisState:

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import REDIS_TEST_URL, PrivateRedis
 from realtime.launcher import free_port
-from realtime.state import MemoryState, RedisState
+from realtime.state import MemoryState, RedisState, StateStore
+from realtime.state.base import CONCERNS
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -304,3 +305,25 @@ def test_redis_state_defaults_are_the_settings_defaults():
         "routes_rebuild_wait": "INSTANCE_TTL",
     }.items():
         assert params[param].default == settings[setting], param
+
+
+def _methods(protocol: type) -> list[str]:
+    return [n for n, v in vars(protocol).items() if inspect.iscoroutinefunction(v)]
+
+
+def test_the_state_store_is_every_concern_and_nothing_else():
+    own = set(_methods(StateStore)) - {"close"}
+    assert own == set(), "a StateStore method belongs in one concern's protocol"
+    names = [name for concern in CONCERNS for name in _methods(concern)]
+    assert len(names) == len(set(names)), "a method is in two concerns"
+
+
+@pytest.mark.parametrize("backend", [MemoryState, RedisState])
+@pytest.mark.parametrize("concern", [*CONCERNS, StateStore], ids=lambda c: c.__name__)
+def test_each_backend_implements_each_concern(backend, concern):
+    for name in _methods(concern):
+        implemented = getattr(backend, name)
+        assert inspect.iscoroutinefunction(implemented), name
+        assert inspect.signature(implemented) == inspect.signature(
+            getattr(concern, name)
+        ), name
