@@ -11,6 +11,7 @@ import pytest
 from conftest import REDIS_TEST_URL, PrivateRedis
 from realtime.launcher import free_port
 from realtime.state import MemoryState, RedisState, StateStore
+from realtime.state import redis as redis_backend
 from realtime.state.base import CONCERNS
 
 
@@ -117,6 +118,32 @@ async def test_session_register_reloads_scripts_redis_lost():
     finally:
         await store.close()
         private.kill()
+
+
+@pytest.fixture
+async def private_store():
+    """A RedisState on a redis-server of the test's own (it may SCRIPT FLUSH)."""
+    server = PrivateRedis(free_port())
+    server.start()
+    store = RedisState(url=f"redis://127.0.0.1:{server.port}/0", prefix="rt-test")
+    yield store
+    await store.close()
+    server.kill()
+
+
+@pytest.mark.redis
+async def test_single_scripts_reload_after_redis_lost_them(private_store):
+    # Every script runs the one way session_register's pipeline does (above).
+    store = private_store
+    await store.session_add(sid="s1", user_id=1, instance_id="i1", channel="c1")
+    await store.client().script_flush()
+    assert await store.room_join(room="r", sid="s1") is True
+    await store.client().script_flush()
+    await store.session_touch(sid="s1")
+    assert (await store.session_get(sid="s1")).last_seen > 0
+    assert await store.lock_acquire(name="w", owner="a", ttl=5) is True
+    await store.client().script_flush()
+    assert await store.lock_release(name="w", owner="a") is True
 
 
 async def test_unknown_session_cannot_join(store):
@@ -327,3 +354,54 @@ def test_each_backend_implements_each_concern(backend, concern):
         assert inspect.signature(implemented) == inspect.signature(
             getattr(concern, name)
         ), name
+
+
+# The file of each concern, in both backends.
+CONCERN_FILES = {
+    "SessionStore": "sessions",
+    "RoomStore": "rooms",
+    "RouteStore": "routes",
+    "PresenceStore": "presence",
+    "InstanceStore": "instances",
+    "TaskStore": "tasks",
+    "UsageStore": "usage",
+    "LockStore": "locks",
+}
+
+
+@pytest.mark.parametrize("concern", CONCERNS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    ("package", "composed"),
+    [(redis_backend, RedisState)],
+    ids=["redis"],
+)
+def test_each_concern_is_implemented_by_its_own_class(package, composed, concern):
+    # redis/sessions.py's class implements SessionStore, and nothing overrides it.
+    own = [c for c in composed.__mro__ if c.__module__.startswith(package.__name__)]
+    implementing = [
+        c for c in own if all(name in vars(c) for name in _methods(concern))
+    ]
+    assert len(implementing) == 1, implementing
+    (cls,) = implementing
+    assert cls.__module__ == f"{package.__name__}.{CONCERN_FILES[concern.__name__]}"
+    for name in _methods(concern):
+        assert getattr(composed, name) is vars(cls)[name], name
+
+
+def test_backend_files_import_only_the_base_and_their_own_package():
+    # realtime.state (the __init__) imports the backends: they must not import it.
+    state_dir = Path(__file__).resolve().parents[1] / "state"
+    for backend in ("redis",):
+        for path in sorted((state_dir / backend).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                for name in names:
+                    if name.startswith("realtime"):
+                        assert name == "realtime.state.base" or name.startswith(
+                            f"realtime.state.{backend}."
+                        ), f"{path.name} imports {name}"
