@@ -11,6 +11,7 @@ import pytest
 from conftest import REDIS_TEST_URL, PrivateRedis
 from realtime.launcher import free_port
 from realtime.state import MemoryState, RedisState, StateStore
+from realtime.state import memory as memory_backend
 from realtime.state import redis as redis_backend
 from realtime.state.base import CONCERNS
 
@@ -372,8 +373,8 @@ CONCERN_FILES = {
 @pytest.mark.parametrize("concern", CONCERNS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize(
     ("package", "composed"),
-    [(redis_backend, RedisState)],
-    ids=["redis"],
+    [(memory_backend, MemoryState), (redis_backend, RedisState)],
+    ids=["memory", "redis"],
 )
 def test_each_concern_is_implemented_by_its_own_class(package, composed, concern):
     # redis/sessions.py's class implements SessionStore, and nothing overrides it.
@@ -391,7 +392,7 @@ def test_each_concern_is_implemented_by_its_own_class(package, composed, concern
 def test_backend_files_import_only_the_base_and_their_own_package():
     # realtime.state (the __init__) imports the backends: they must not import it.
     state_dir = Path(__file__).resolve().parents[1] / "state"
-    for backend in ("redis",):
+    for backend in ("memory", "redis"):
         for path in sorted((state_dir / backend).glob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom):
