@@ -20,7 +20,7 @@ import realtime.state.redis.scripts as scripts
 # REDIS_KEY_PREFIX, REDIS_MAX_CONNECTIONS, REDIS_POOL_TIMEOUT): the settings are the
 # truth, and a test keeps these equal to their defaults.
 SENTINEL_MASTER = "mymaster"  # the master name of Sentinel's own example config
-PREFIX = "rt"  # short: it starts every key, several deployments may share a Redis
+PREFIX = "rt"  # for "real-time"; short, since it starts every key
 # A pool that waits for one of 1000 connections up to 10 s rather than failing a
 # burst of commands (200 streams, a reconnect storm) at once.
 MAX_CONNECTIONS = 1000
