@@ -20,8 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.loops import per_loop
-from realtime.state import get_state
-from realtime.state.redis import RoutesRebuilding
+from realtime.state import RoutesRebuilding, get_state
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from django.core.signals import setting_changed
 from realtime.state.base import (
     ReapedInstance,
     RemovedSession,
+    RoutesRebuilding,
     SessionRecord,
     StateStore,
     TaskRecord,
@@ -18,6 +19,7 @@ __all__ = [
     "ReapedInstance",
     "RedisState",
     "RemovedSession",
+    "RoutesRebuilding",
     "SessionRecord",
     "StateStore",
     "TaskRecord",

@@ -1,7 +1,11 @@
-"""What every state store answers: sessions, rooms, presence and instance liveness.
+"""What every state store answers, one small protocol per concern.
 
-The memory store serves one process (the embedded default); the Redis store is shared
-by every instance of a fleet. Both implement the same semantics, tested side by side.
+Sessions, rooms, routes, presence, instance liveness, tasks, model usage and locks:
+each is a protocol of a few methods, and `StateStore` is all of them together, which
+is what `get_state()` returns. The memory store serves one process (the embedded
+default); the Redis store is shared by every instance of a fleet. Both implement
+every protocol with the same semantics, tested side by side, and each backend keeps
+one file per protocol.
 """
 
 from dataclasses import dataclass, field
@@ -53,8 +57,12 @@ class TaskRecord:
     created_at: float
 
 
-class StateStore(Protocol):
-    """Shared state of the real-time layer."""
+class RoutesRebuilding(Exception):
+    """The store lost the routes (its data was lost); senders should retry shortly."""
+
+
+class SessionStore(Protocol):
+    """Live sockets of the fleet: their records and the sessions of each user."""
 
     async def session_add(
         self, *, sid: str, user_id: int, instance_id: str, channel: str
@@ -76,13 +84,24 @@ class StateStore(Protocol):
         True when the user just came online."""
 
     async def session_remove(self, *, sid: str) -> RemovedSession | None:
-        """Forget a session and its room memberships; None if it was not known."""
+        """Forget a session, its room memberships and its usage marks; None if it
+        was not known."""
 
     async def session_get(self, *, sid: str) -> SessionRecord | None:
         """The record of one session."""
 
     async def session_touch(self, *, sid: str) -> None:
         """Record that a known session was seen now (heartbeat)."""
+
+    async def session_list(self) -> list[SessionRecord]:
+        """Every session on every instance, oldest first."""
+
+    async def user_sessions(self, *, user_id: int) -> set[str]:
+        """The live sessions of a user, on every instance."""
+
+
+class RoomStore(Protocol):
+    """Which sessions are in which room, on every instance."""
 
     async def room_join(self, *, room: str, sid: str) -> bool:
         """Put a known session in a room; True if it was not there yet."""
@@ -99,11 +118,41 @@ class StateStore(Protocol):
     async def session_rooms(self, *, sid: str) -> set[str]:
         """The rooms a session is in."""
 
-    async def user_sessions(self, *, user_id: int) -> set[str]:
-        """The live sessions of a user, on every instance."""
+    async def room_counts(self) -> dict[str, int]:
+        """Every room with members, and how many sessions it has."""
+
+    async def room_prune(self, *, room: str, dry_run: bool = False) -> list[str]:
+        """Remove (or only list) members of a room that no longer hold it: sessions
+        with no record, or whose record does not list the room."""
+
+
+class RouteStore(Protocol):
+    """Which instance channels each room's events go to."""
+
+    async def route_add(self, *, room: str, channel: str, instance_id: str) -> None:
+        """Send the room's events to this instance channel (it has members there)."""
+
+    async def route_remove(self, *, room: str, channel: str, instance_id: str) -> None:
+        """Stop sending the room's events to this instance channel."""
+
+    async def routes_for(self, *, rooms: list[str]) -> dict[str, set[str]]:
+        """The instance channels of each room (one round trip for all of them).
+        Raises RoutesRebuilding while the store is known to have lost them."""
+
+
+class PresenceStore(Protocol):
+    """Who is online, and one coalesced broadcast per change."""
 
     async def online_user_ids(self) -> set[int]:
         """Users with at least one live session anywhere."""
+
+    async def presence_claim(self, *, interval: float) -> bool:
+        """True if online users changed since the last broadcast and this caller may
+        broadcast now (at most once per `interval`, fleet-wide)."""
+
+
+class InstanceStore(Protocol):
+    """Instance liveness, and reaping the sessions of instances that died."""
 
     async def instance_refresh(
         self, *, instance_id: str, channel: str, ttl: float
@@ -116,21 +165,12 @@ class StateStore(Protocol):
     async def reap_dead_instances(self) -> list[ReapedInstance]:
         """Remove the sessions of every instance whose liveness lapsed."""
 
-    async def throttle(self, *, key: str, seconds: float) -> bool:
-        """True at most once per `seconds` per key, fleet-wide."""
+    async def instance_list(self) -> dict[str, bool]:
+        """Registered instances, and whether their liveness key is fresh."""
 
-    async def presence_claim(self, *, interval: float) -> bool:
-        """True if online users changed since the last broadcast and this caller may
-        broadcast now (at most once per `interval`, fleet-wide)."""
 
-    async def route_add(self, *, room: str, channel: str, instance_id: str) -> None:
-        """Send the room's events to this instance channel (it has members there)."""
-
-    async def route_remove(self, *, room: str, channel: str, instance_id: str) -> None:
-        """Stop sending the room's events to this instance channel."""
-
-    async def routes_for(self, *, rooms: list[str]) -> dict[str, set[str]]:
-        """The instance channels of each room (one round trip for all of them)."""
+class TaskStore(Protocol):
+    """Running distributed tasks and the instances that run them."""
 
     async def task_add(self, *, record: TaskRecord) -> None:
         """Record a running task."""
@@ -147,7 +187,13 @@ class StateStore(Protocol):
     async def task_ids_for_item(self, *, item_id: str) -> set[str]:
         """Running tasks of an item (e.g. a chat)."""
 
-    # --- model usage -----------------------------------------------------------------
+    async def task_prune(self, *, dry_run: bool = False) -> list[str]:
+        """Remove (or only list) task keys left behind: records of instances that are
+        not alive, and index entries without a record."""
+
+
+class UsageStore(Protocol):
+    """Which models sessions are using, with marks that lapse."""
 
     async def usage_mark(self, *, model: str, sid: str, ttl: float) -> bool:
         """Mark that a known session uses a model for the next `ttl` seconds; False if
@@ -163,7 +209,9 @@ class StateStore(Protocol):
         """The sorted models in use if they changed since the last broadcast and this
         caller may broadcast now (at most once per `interval`, fleet-wide)."""
 
-    # --- leader lock ---------------------------------------------------------------
+
+class LockStore(Protocol):
+    """Fleet-wide claims that expire: leader locks and throttles."""
 
     async def lock_acquire(self, *, name: str, owner: str, ttl: float) -> bool:
         """Take the lock if nobody holds it (SET NX with an expiry)."""
@@ -177,24 +225,26 @@ class StateStore(Protocol):
     async def lock_owner(self, *, name: str) -> tuple[str | None, float]:
         """Who holds the lock and the seconds left before it expires."""
 
-    # --- inspection and repair -----------------------------------------------------
+    async def throttle(self, *, key: str, seconds: float) -> bool:
+        """True at most once per `seconds` per key, fleet-wide."""
 
-    async def session_list(self) -> list[SessionRecord]:
-        """Every session on every instance, oldest first."""
 
-    async def room_counts(self) -> dict[str, int]:
-        """Every room with members, and how many sessions it has."""
-
-    async def instance_list(self) -> dict[str, bool]:
-        """Registered instances, and whether their liveness key is fresh."""
-
-    async def room_prune(self, *, room: str, dry_run: bool = False) -> list[str]:
-        """Remove (or only list) members of a room that no longer hold it: sessions
-        with no record, or whose record does not list the room."""
-
-    async def task_prune(self, *, dry_run: bool = False) -> list[str]:
-        """Remove (or only list) task keys left behind: records of instances that are
-        not alive, and index entries without a record."""
+class StateStore(
+    SessionStore,
+    RoomStore,
+    RouteStore,
+    PresenceStore,
+    InstanceStore,
+    TaskStore,
+    UsageStore,
+    LockStore,
+    Protocol,
+):
+    """Shared state of the real-time layer: every concern's protocol together."""
 
     async def close(self) -> None:
         """Release connections held for the current event loop."""
+
+
+# The concerns a store is made of; each backend has one file per concern.
+CONCERNS: tuple[type, ...] = tuple(c for c in StateStore.__bases__ if c is not Protocol)

@@ -1,12 +1,18 @@
 """Both state stores keep the same semantics (memory: one process; Redis: a fleet)."""
 
+import ast
 import asyncio
+import inspect
 import uuid
+from pathlib import Path
 
 import pytest
 
 from realtime.launcher import free_port
-from realtime.state import MemoryState, RedisState
+from realtime.state import MemoryState, RedisState, StateStore
+from realtime.state import memory as memory_backend
+from realtime.state import redis as redis_backend
+from realtime.state.base import CONCERNS
 from testing.services import REDIS_TEST_URL, PrivateRedis
 
 
@@ -113,6 +119,32 @@ async def test_session_register_reloads_scripts_redis_lost():
     finally:
         await store.close()
         private.kill()
+
+
+@pytest.fixture
+async def private_store():
+    """A RedisState on a redis-server of the test's own (it may SCRIPT FLUSH)."""
+    server = PrivateRedis(free_port())
+    server.start()
+    store = RedisState(url=f"redis://127.0.0.1:{server.port}/0", prefix="rt-test")
+    yield store
+    await store.close()
+    server.kill()
+
+
+@pytest.mark.redis
+async def test_single_scripts_reload_after_redis_lost_them(private_store):
+    # Every script runs the one way session_register's pipeline does (above).
+    store = private_store
+    await store.session_add(sid="s1", user_id=1, instance_id="i1", channel="c1")
+    await store.client().script_flush()
+    assert await store.room_join(room="r", sid="s1") is True
+    await store.client().script_flush()
+    await store.session_touch(sid="s1")
+    assert (await store.session_get(sid="s1")).last_seen > 0
+    assert await store.lock_acquire(name="w", owner="a", ttl=5) is True
+    await store.client().script_flush()
+    assert await store.lock_release(name="w", owner="a") is True
 
 
 async def test_unknown_session_cannot_join(store):
@@ -271,3 +303,106 @@ async def test_listing_and_pruning(store):
     assert await store.room_prune(room="doc_note:1") == ["b1"]
     assert await store.room_sessions(room="doc_note:1") == {"a1"}
     assert await store.room_user_ids(room="doc_note:1") == {1}
+
+
+def _setting_defaults() -> dict[str, object]:
+    """Each env_*("NAME", default) in settings.py: the default, not the environment."""
+    source = (Path(__file__).resolve().parents[1] / "settings.py").read_text()
+    defaults = {}
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id.startswith("env_")
+            and len(node.args) == 2
+            and isinstance(node.args[1], ast.Constant)
+        ):
+            defaults[node.args[0].value] = node.args[1].value
+    return defaults
+
+
+def test_redis_state_defaults_are_the_settings_defaults():
+    # get_state passes the settings; a store built without them must not differ.
+    settings = _setting_defaults()
+    params = inspect.signature(RedisState).parameters
+    for param, setting in {
+        "sentinel_master": "REDIS_SENTINEL_MASTER",
+        "prefix": "REDIS_KEY_PREFIX",
+        "max_connections": "REDIS_MAX_CONNECTIONS",
+        "pool_timeout": "REDIS_POOL_TIMEOUT",
+        "routes_rebuild_wait": "INSTANCE_TTL",
+    }.items():
+        assert params[param].default == settings[setting], param
+
+
+def _methods(protocol: type) -> list[str]:
+    return [n for n, v in vars(protocol).items() if inspect.iscoroutinefunction(v)]
+
+
+def test_the_state_store_is_every_concern_and_nothing_else():
+    own = set(_methods(StateStore)) - {"close"}
+    assert own == set(), "a StateStore method belongs in one concern's protocol"
+    names = [name for concern in CONCERNS for name in _methods(concern)]
+    assert len(names) == len(set(names)), "a method is in two concerns"
+
+
+@pytest.mark.parametrize("backend", [MemoryState, RedisState])
+@pytest.mark.parametrize("concern", [*CONCERNS, StateStore], ids=lambda c: c.__name__)
+def test_each_backend_implements_each_concern(backend, concern):
+    for name in _methods(concern):
+        implemented = getattr(backend, name)
+        assert inspect.iscoroutinefunction(implemented), name
+        assert inspect.signature(implemented) == inspect.signature(
+            getattr(concern, name)
+        ), name
+
+
+# The file of each concern, in both backends.
+CONCERN_FILES = {
+    "SessionStore": "sessions",
+    "RoomStore": "rooms",
+    "RouteStore": "routes",
+    "PresenceStore": "presence",
+    "InstanceStore": "instances",
+    "TaskStore": "tasks",
+    "UsageStore": "usage",
+    "LockStore": "locks",
+}
+
+
+@pytest.mark.parametrize("concern", CONCERNS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    ("package", "composed"),
+    [(memory_backend, MemoryState), (redis_backend, RedisState)],
+    ids=["memory", "redis"],
+)
+def test_each_concern_is_implemented_by_its_own_class(package, composed, concern):
+    # redis/sessions.py's class implements SessionStore, and nothing overrides it.
+    own = [c for c in composed.__mro__ if c.__module__.startswith(package.__name__)]
+    implementing = [
+        c for c in own if all(name in vars(c) for name in _methods(concern))
+    ]
+    assert len(implementing) == 1, implementing
+    (cls,) = implementing
+    assert cls.__module__ == f"{package.__name__}.{CONCERN_FILES[concern.__name__]}"
+    for name in _methods(concern):
+        assert getattr(composed, name) is vars(cls)[name], name
+
+
+def test_backend_files_import_only_the_base_and_their_own_package():
+    # realtime.state (the __init__) imports the backends: they must not import it.
+    state_dir = Path(__file__).resolve().parents[1] / "state"
+    for backend in ("memory", "redis"):
+        for path in sorted((state_dir / backend).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                for name in names:
+                    if name.startswith("realtime"):
+                        assert name == "realtime.state.base" or name.startswith(
+                            f"realtime.state.{backend}."
+                        ), f"{path.name} imports {name}"
