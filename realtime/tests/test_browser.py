@@ -2,6 +2,7 @@
 against real server processes: two users, two editors, a second tab, a server restart
 in the middle of a stream. Screenshots go to test-artifacts/."""
 
+import asyncio
 import re
 import time
 from itertools import zip_longest
@@ -171,6 +172,41 @@ async def test_two_users_see_each_others_message_typing_and_presence(
     await b.shot("channels")
     a.assert_no_errors()
     b.assert_no_errors()
+
+
+async def test_a_tab_that_connected_before_its_listeners_lists_who_is_online(
+    browser, server, people
+):
+    """The channels page opens its socket, then awaits the user names. A socket that
+    connected in that time fired `connect` before the page listened: its list of who
+    is online must still be asked for. Bob's second tab changes nobody's presence,
+    so no broadcast would come to fill it in."""
+    alice, bob = people["alice"], people["bob"]
+    _, general = http_post(
+        f"{server.http}/api/channels/",
+        {"name": "general", "member_ids": [bob.id]},
+        token_for(alice),
+    )
+    url = f"{server.http}/channels/#channel={general['id']}"
+    await (await login(browser, server.http, alice)).open(url)
+    first = await (await login(browser, server.http, bob)).open(url)
+    await expect(
+        first.page.locator(f"#online [data-user-id='{alice.id}']")
+    ).to_be_visible(timeout=WAIT_MS)
+
+    second = await login(browser, server.http, bob)
+
+    async def slow_names(route):
+        await asyncio.sleep(2)  # the socket connects meanwhile
+        await route.continue_()
+
+    await second.page.route("**/api/users/", slow_names)
+    await second.open(url)
+    for user in (alice, bob):
+        await expect(
+            second.page.locator(f"#online [data-user-id='{user.id}']")
+        ).to_be_visible(timeout=WAIT_MS)
+    second.assert_no_errors()
 
 
 async def test_two_editors_converge_and_see_each_others_cursor(browser, server, people):

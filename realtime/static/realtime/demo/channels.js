@@ -160,14 +160,19 @@ socket.on("error", (error) => {
 });
 
 // user-join enters every channel's room and presence; the adapter sends it again after
-// each reconnect. The list of who is online is asked for on every (re)connect.
+// each reconnect. The list of who is online is asked for on every (re)connect. The
+// socket may have connected while the page awaited the user names above, before these
+// listeners existed: then the first list is asked for now, or this page would wait for
+// a presence broadcast that may have gone out before it entered the presence room.
 socket.emit("user-join", {});
-socket.on("connect", async () => {
+async function refreshOnline() {
   const { user_ids } = await socket.emitWithAck("user-list", null);
   state.online = user_ids;
   renderOnline();
-});
-let first = true;
+}
+socket.on("connect", refreshOnline);
+if (socket.connected) refreshOnline();
+let first = !socket.connected;
 socket.on("connect", () => {
   if (first) {
     first = false;
