@@ -148,9 +148,13 @@ async def ws():
 
     transports: list[InProcess] = []
 
-    async def open_client(user=None, *, headers=None, join=False) -> SocketClient:
+    async def open_client(
+        user=None, *, headers=None, join=False, protocol=None
+    ) -> SocketClient:
         transports.append(InProcess(application, headers=headers))
-        return await SocketClient.open(transports[-1], user, join=join)
+        return await SocketClient.open(
+            transports[-1], user, join=join, protocol=protocol
+        )
 
     yield open_client
     for transport in transports:

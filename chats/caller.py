@@ -26,8 +26,23 @@ def get_event_call(
             user_id=user_id,
             sid=session_id,
             event="events",
-            data={"chat_id": chat_id, "message_id": message_id, "data": event},
+            data={
+                "chat_id": chat_id,
+                "message_id": message_id,
+                "session_id": session_id,
+                "data": with_session_id(event, session_id),
+            },
             timeout=timeout,
         )
 
     return call
+
+
+def with_session_id(event: dict, session_id: str) -> dict:
+    """The call's event with `session_id` in its data: Open WebUI's front end answers
+    `execute:python`, `execute:tool` and the other calls only when `data.session_id`
+    is its own socket id, since every tab of the user is in the user's room."""
+    data = event.get("data")
+    if isinstance(data, dict):
+        return {**event, "data": {**data, "session_id": session_id}}
+    return event

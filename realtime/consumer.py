@@ -12,7 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import ValidationError
 
-from realtime import auth, events, metrics, wire
+from realtime import auth, dialects, events, metrics, wire
 from realtime.errors import (
     BAD_REQUEST,
     CLOSE_TOO_BIG,
@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class ConnectPayload(events.Payload):
-    """Data of the first frame."""
+    """Data of the first frame: the token, and the dialect the socket speaks."""
 
     token: str
+    protocol: str = dialects.REALTIME
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -149,7 +150,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
             return
         try:
-            payload = spec.validate(frame.data)
+            payload = spec.validate(frame.data, session.protocol)
             result = await spec.handler(session, payload)
         except EventError as exc:
             self._reply_error(frame.ack, exc, frame.event)
@@ -182,12 +183,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         try:
             try:
-                token = ConnectPayload.model_validate(frame.data).token
+                connect = ConnectPayload.model_validate(frame.data)
             except ValidationError:
                 raise EventError(
-                    UNAUTHORIZED, 'connect data must be {"token": string}'
+                    UNAUTHORIZED,
+                    'connect data must be {"token": string, "protocol"?: string}',
                 ) from None
-            user = await auth.user_for_token(token)
+            if connect.protocol not in dialects.PROTOCOLS:
+                raise EventError(
+                    BAD_REQUEST, 'connect protocol must be "realtime" or "openwebui"'
+                )
+            user = await auth.user_for_token(connect.token)
         except EventError as exc:
             self._reply_error(frame.ack, exc, frame.event)
             await session.close(CLOSE_UNAUTHORIZED)
@@ -195,11 +201,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._auth_timer.cancel()
         session.user = user
         session.user_id = user.id
+        session.protocol = connect.protocol
         await self.hub.register(session)
         if frame.ack is not None:
             session.push(
                 wire.ack_frame(
-                    frame.ack, {"sid": session.sid, "user": auth.user_summary(user)}
+                    frame.ack,
+                    {
+                        "sid": session.sid,
+                        "user": auth.user_summary(user),
+                        "protocol": session.protocol,
+                    },
                 )
             )
 

@@ -14,49 +14,84 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from realtime import wire
+from realtime.dialects import Variants
 from realtime.errors import CLOSE_UNAUTHORIZED
+from realtime.layer import RoomEmit, SessionEmit
 from realtime.outbox import get_outbox
 from realtime.rooms import user_room
 from realtime.state import get_state
 
 
 async def room_emit(
-    *, room: str, event: str, data: Any, skip_sid: str | None = None
+    *,
+    room: str,
+    event: str,
+    data: Any,
+    skip_sid: str | None = None,
+    skip_user_id: int | None = None,
+    variants: Variants | None = None,
 ) -> None:
-    """Send an event to every session in a room, on every instance (except skip_sid)."""
-    frame = wire.event_frame(event, data)
-    await get_outbox().send(
-        room,
-        {
-            "type": "room.emit",
-            "room": room,
-            "frame": frame,
-            "skip": skip_sid,
-            # For metrics on the receiving side: events out by name, emit latency.
-            "event": event,
-            "t": time.time(),
-        },
-    )
+    """Send an event to every session in a room, on every instance (except skip_sid
+    and the sessions of skip_user_id). `variants` gives a dialect its own (event,
+    data), or None for nothing (realtime.dialects)."""
+    message: RoomEmit = {
+        "type": "room.emit",
+        "room": room,
+        "frame": wire.event_frame(event, data),
+        "skip": skip_sid,
+        # For metrics on the receiving side: events out by name, emit latency.
+        "event": event,
+        "t": time.time(),
+    }
+    if skip_user_id is not None:
+        message["skip_user"] = skip_user_id
+    if variants:
+        message["frames"] = _frames(variants)
+    await get_outbox().send(room, message)
 
 
 async def user_emit(
-    *, user_id: int, event: str, data: Any, skip_sid: str | None = None
+    *,
+    user_id: int,
+    event: str,
+    data: Any,
+    skip_sid: str | None = None,
+    variants: Variants | None = None,
 ) -> None:
     """Send an event to every session of a user."""
-    await room_emit(room=user_room(user_id), event=event, data=data, skip_sid=skip_sid)
+    await room_emit(
+        room=user_room(user_id),
+        event=event,
+        data=data,
+        skip_sid=skip_sid,
+        variants=variants,
+    )
 
 
-async def session_emit(*, sid: str, event: str, data: Any) -> bool:
+async def session_emit(
+    *, sid: str, event: str, data: Any, variants: Variants | None = None
+) -> bool:
     """Send an event to one session wherever it is connected; False if it is gone."""
     record = await get_state().session_get(sid=sid)
     if record is None:
         return False
-    frame = wire.event_frame(event, data)
-    await get_channel_layer().send(
-        record.channel,
-        {"type": "session.emit", "sid": sid, "frame": frame, "event": event},
-    )
+    message: SessionEmit = {
+        "type": "session.emit",
+        "sid": sid,
+        "frame": wire.event_frame(event, data),
+        "event": event,
+    }
+    if variants:
+        message["frames"] = _frames(variants)
+    await get_channel_layer().send(record.channel, message)
     return True
+
+
+def _frames(variants: Variants) -> dict[str, str | None]:
+    return {
+        protocol: None if variant is None else wire.event_frame(*variant)
+        for protocol, variant in variants.items()
+    }
 
 
 async def room_enter_for_users(*, room: str, user_ids: list[int]) -> None:

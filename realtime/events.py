@@ -7,8 +7,9 @@ A handler gets the authenticated Session and the validated payload; what it retu
 is the ack's data; an EventError it raises becomes the ack's error.
 """
 
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -34,20 +35,26 @@ P = TypeVar("P", bound=Payload)
 
 @dataclass(frozen=True, slots=True)
 class EventSpec:
-    """A registered client event: its name, payload schema and handler."""
+    """A registered client event: its name, payload schema and handler, and the
+    schemas of dialects whose payloads have another shape (realtime.dialects)."""
 
     name: str
     schema: type[Payload]
     handler: Handler
+    dialects: Mapping[str, type[Payload]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
-    def validate(self, data: Any) -> Payload:
-        """Check a frame's data against the schema; raises bad_request."""
+    def validate(self, data: Any, protocol: str | None = None) -> Payload:
+        """Check a frame's data against the schema of the socket's dialect; raises
+        bad_request."""
         if data is None:
             data = {}
         if not isinstance(data, dict):
             raise EventError(BAD_REQUEST, f"{self.name}: data must be an object")
+        schema = self.dialects.get(protocol, self.schema) if protocol else self.schema
         try:
-            return self.schema.model_validate(data)
+            return schema.model_validate(data)
         except ValidationError as exc:
             raise EventError(BAD_REQUEST, f"{self.name}: {describe(exc)}") from None
 
@@ -59,13 +66,25 @@ _shutdown_hooks: list[Callable[[], Awaitable[Any]]] = []
 _reregister_hooks: list[Callable[[Any], Awaitable[None]]] = []
 
 
-def on(name: str, *, schema: type[Payload] = Empty) -> Callable[[Handler], Handler]:
-    """Register the handler of client event `name`."""
+def on(
+    name: str,
+    *,
+    schema: type[Payload] = Empty,
+    dialects: Mapping[str, type[Payload]] | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register the handler of client event `name`. `dialects` maps a dialect whose
+    payload differs (e.g. "openwebui") to its own schema; the handler then gets an
+    instance of that one from a socket of that dialect."""
 
     def register(handler: Handler) -> Handler:
         if name in _events and _events[name].handler is not handler:
             raise RuntimeError(f"event {name!r} is registered twice")
-        _events[name] = EventSpec(name=name, schema=schema, handler=handler)
+        _events[name] = EventSpec(
+            name=name,
+            schema=schema,
+            handler=handler,
+            dialects=MappingProxyType(dict(dialects or {})),
+        )
         return handler
 
     return register

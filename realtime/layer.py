@@ -22,7 +22,11 @@ class RoomEmit(TypedDict):
     type: Literal["room.emit"]
     room: str
     frame: str  # the serialized event, sent as is
+    # Per dialect, the frame its sessions get instead (None: nothing), when the
+    # dialects differ (realtime.dialects).
+    frames: NotRequired[dict[str, str | None]]
     skip: NotRequired[str | None]  # a sid that must not get it (the sender)
+    skip_user: NotRequired[int | None]  # a user whose sessions must not get it
     event: NotRequired[str]  # for metrics: events out by name
     t: NotRequired[float]  # emit time, for metrics: emit latency
 
@@ -33,6 +37,7 @@ class SessionEmit(TypedDict):
     type: Literal["session.emit"]
     sid: str
     frame: str
+    frames: NotRequired[dict[str, str | None]]  # as in RoomEmit
     event: NotRequired[str]
 
 

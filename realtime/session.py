@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
-from realtime import metrics, wire
+from realtime import dialects, metrics, wire
 from realtime.errors import (
     CLOSE_SLOW_CONSUMER,
     DISCONNECTED,
@@ -42,6 +42,8 @@ class Session:
         self.sid = secrets.token_urlsafe(16)
         self.user = None  # set once authenticated
         self.user_id: int | None = None
+        # The dialect it speaks (realtime.dialects), set by its connect frame.
+        self.protocol = dialects.REALTIME
         self.rooms: set[str] = set()
         self.connected_at = time.time()
         self.closed = False

@@ -153,20 +153,29 @@ class SocketClient:
 
     @classmethod
     async def open(
-        cls, transport: Transport, user=None, *, join: bool = False
+        cls,
+        transport: Transport,
+        user=None,
+        *,
+        join: bool = False,
+        protocol: str | None = None,
     ) -> "SocketClient":
-        """Open the socket; with a user, connect as them (and `join`: user-join)."""
+        """Open the socket; with a user, connect as them (and `join`: user-join) in
+        the dialect `protocol` (realtime.dialects; the server's default if None)."""
         client = cls(transport)
         assert await transport.open(), "the server refused the socket"
         if user is not None:
-            await client.connect(user, join=join)
+            await client.connect(user, join=join, protocol=protocol)
         return client
 
-    async def connect(self, user, *, join: bool = False) -> dict:
+    async def connect(
+        self, user, *, join: bool = False, protocol: str | None = None
+    ) -> dict:
         """Authenticate as `user` in the first frame; returns the ack's data."""
-        await self.send(
-            {"event": "connect", "data": {"token": token_for(user)}, "ack": 0}
-        )
+        data = {"token": token_for(user)}
+        if protocol is not None:
+            data["protocol"] = protocol
+        await self.send({"event": "connect", "data": data, "ack": 0})
         frame = await self.recv()
         assert frame.get("ack") == 0 and "data" in frame, frame
         self.sid = frame["data"]["sid"]

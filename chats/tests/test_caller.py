@@ -29,10 +29,16 @@ async def test_round_trip(backend, ws, make_user):
     )
     frame = await answer_next_call(tab, {"data": {"result": 2}})
     assert frame["event"] == "events"
+    # session_id twice: Open WebUI's front end answers only when data.session_id is
+    # its own socket id.
     assert frame["data"] == {
         "chat_id": "chat-1",
         "message_id": "m1",
-        "data": {"type": "execute:python", "data": {"code": "1+1"}},
+        "session_id": tab.sid,
+        "data": {
+            "type": "execute:python",
+            "data": {"code": "1+1", "session_id": tab.sid},
+        },
     }
     assert await pending == {"result": 2}
 

@@ -79,12 +79,23 @@ class Inbox:
     def fan_out(self, message: RoomEmit) -> None:
         """Push a room.emit frame to this instance's members of the room."""
         skip = message.get("skip")
+        skip_user = message.get("skip_user")
         frame = message["frame"]
+        frames = message.get("frames")
         sent = 0
         for session in tuple(self.rooms.get(message["room"], ())):
-            if session.sid != skip:
+            if session.sid == skip or (
+                skip_user is not None and session.user_id == skip_user
+            ):
+                continue
+            if frames is None:
                 session.push(frame)
-                sent += 1
+            else:
+                chosen = frames.get(session.protocol, frame)
+                if chosen is None:
+                    continue
+                session.push(chosen)
+            sent += 1
         if sent:
             metrics.events_out(message.get("event", UNKNOWN)).inc(sent)
         emitted_at = message.get("t")
@@ -110,8 +121,13 @@ def room_emit(hub, message: RoomEmit) -> None:
 def session_emit(hub, message: SessionEmit) -> None:
     session = hub.sessions.get(message["sid"])
     if session is not None:
-        session.push(message["frame"])
-        metrics.events_out(message.get("event", UNKNOWN)).inc()
+        frames = message.get("frames")
+        frame = message["frame"]
+        if frames is not None:
+            frame = frames.get(session.protocol, frame)
+        if frame is not None:
+            session.push(frame)
+            metrics.events_out(message.get("event", UNKNOWN)).inc()
 
 
 @on_layer("room.enter")

@@ -47,7 +47,7 @@ async def test_missing_token_is_unauthorized(ws):
         "ack": 0,
         "error": {
             "code": "unauthorized",
-            "message": 'connect data must be {"token": string}',
+            "message": 'connect data must be {"token": string, "protocol"?: string}',
         },
     }
 
