@@ -54,7 +54,12 @@ async def lifespan(scope, receive, send):
             return
 
 
-websocket_urlpatterns = [path("ws/", RealtimeConsumer.as_asgi())]
+# /ws/socket.io/ is the path Open WebUI's front end asks for (its io() `path` option);
+# the same consumer answers there, so its socket.io path needs no proxy rewrite.
+websocket_urlpatterns = [
+    path("ws/", RealtimeConsumer.as_asgi()),
+    path("ws/socket.io/", RealtimeConsumer.as_asgi()),
+]
 
 application = ProtocolTypeRouter(
     {

@@ -11,59 +11,7 @@ import {
   RealtimeError,
   socketUrl,
 } from "../../realtime/static/realtime/realtime.js";
-
-const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
-
-async function until(predicate, what, ms = 2000) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-/** A WebSocket whose server side the test drives. */
-class FakeSocket {
-  static all = [];
-  constructor(url) {
-    this.url = url;
-    this.sent = [];
-    this.closed = false;
-    FakeSocket.all.push(this);
-  }
-  static get last() {
-    return FakeSocket.all.at(-1);
-  }
-  send(text) {
-    assert.equal(this.closed, false, "send on a closed socket");
-    this.sent.push(JSON.parse(text));
-  }
-  close(code = 1000) {
-    if (this.closed) return;
-    this.closed = true;
-    setTimeout(() => this.onclose?.({ code }), 0);
-  }
-  // --- server side
-  open() {
-    this.onopen?.();
-  }
-  push(frame) {
-    this.onmessage?.({ data: JSON.stringify(frame) });
-  }
-  drop(code = 1006) {
-    this.closed = true;
-    this.onclose?.({ code });
-  }
-  frames(event) {
-    return this.sent.filter((f) => f.event === event);
-  }
-  /** Open and accept the connect frame. */
-  async accept(sid = "sid-1") {
-    this.open();
-    await until(() => this.frames("connect").length, "the connect frame");
-    this.push({ ack: 0, data: { sid, user: { id: 1, name: "Alice", role: "user" } } });
-  }
-}
+import { FakeSocket, tick, until } from "./fake-socket.mjs";
 
 let sockets = [];
 function open(options = {}) {

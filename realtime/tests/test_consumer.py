@@ -443,3 +443,29 @@ async def test_disallowed_origin_is_refused(settings):
 async def test_missing_origin_is_allowed_for_services(ws, make_user):
     client = await ws(await database_sync_to_async(make_user)())
     assert client.sid
+
+
+async def test_open_webuis_socket_io_path_is_the_same_endpoint(settings, make_user):
+    """Open WebUI's front end asks for /ws/socket.io/: the same consumer, origin check
+    included, answers there."""
+    from testing.clients import SocketClient
+
+    user = await database_sync_to_async(make_user)()
+    transport = InProcess(application, path="/ws/socket.io/")
+    client = await SocketClient.open(transport, user, protocol="openwebui")
+    assert client.sid
+    assert (await client.call("user-join", {"auth": {"token": "ignored"}}))["data"]
+    await transport.close()
+
+    settings.ALLOWED_ORIGINS = []
+    refused = InProcess(
+        application,
+        path="/ws/socket.io/",
+        headers=[(b"origin", b"https://evil.example.net"), (b"host", b"testserver")],
+    )
+    assert await refused.open() is False
+    await refused.close()
+    # Any other path under /ws/ is still not a socket.
+    other = InProcess(application, path="/ws/socket.io/extra/")
+    with pytest.raises(ValueError):
+        await other.open()

@@ -29,8 +29,21 @@ export interface SocketOptions {
   heartbeatInterval?: number;
   /** Emits kept while disconnected (default 100); the oldest is dropped beyond. */
   maxBufferedEmits?: number;
-  /** Endpoint path used when the URL has none (default "/ws/"). */
+  /** Endpoint path (default "/ws/", used when the URL has none). Given explicitly it
+   * replaces the URL's path, as in socket.io-client; a trailing slash is added. A
+   * socket.io path (ending in "/socket.io", Open WebUI's "/ws/socket.io") turns
+   * socket.io-compatible mode on. */
   path?: string;
+  /** socket.io-client's transports: "websocket" and "polling" (which falls back to
+   * WebSocket with one console warning until an HTTP transport exists); any other
+   * name throws. Default ["websocket"]. */
+  transports?: Array<"websocket" | "polling">;
+  /** socket.io-compatible mode (default: on for a socket.io `path`): plain acks get
+   * the value alone, `null` for an error reply; the connect frame names `protocol`. */
+  socketio?: boolean;
+  /** The dialect of the connect frame (docs/protocol.md §3): default "openwebui" in
+   * socket.io-compatible mode, otherwise none is sent (the server's "realtime"). */
+  protocol?: "openwebui" | "realtime";
   /** Connect at once (default true); otherwise call `socket.connect()`. */
   autoConnect?: boolean;
   /** WebSocket constructor to use (tests, Node); default `globalThis.WebSocket`. */
@@ -39,7 +52,9 @@ export interface SocketOptions {
   random?: () => number;
 }
 
-export const DEFAULTS: Readonly<Required<Omit<SocketOptions, "auth" | "WebSocket" | "random">>>;
+export const DEFAULTS: Readonly<
+  Required<Omit<SocketOptions, "auth" | "WebSocket" | "random" | "socketio" | "protocol">>
+>;
 
 /** Error replies, refused connects and adapter failures. Server codes are those of
  * docs/protocol.md §4; the adapter adds `timeout`, `disconnected`, `dropped`,
@@ -63,9 +78,19 @@ export interface DisconnectDetails {
  * a second parameter, the value it passes to `callback`. */
 export type Listener = (data: any, callback?: (value: unknown) => void) => unknown;
 
-export interface TimedEmitter {
-  emit(event: string, data: unknown, ack?: (err: RealtimeError | null, data?: any) => void): Socket;
+/** `socket.timeout(ms)` and `socket.volatile`, chainable in either order. After
+ * `timeout(ms)` an ack is error-first: `(err, data)`. */
+export interface Emitter {
+  emit(event: string, data?: unknown, ack?: (...args: any[]) => void): Socket;
   emitWithAck<T = any>(event: string, data?: unknown): Promise<T>;
+  timeout(ms: number): TimedEmitter;
+  /** Drop emits made while disconnected instead of buffering them. */
+  readonly volatile: Emitter;
+}
+
+export interface TimedEmitter extends Emitter {
+  emit(event: string, data: unknown, ack?: (err: RealtimeError | null, data?: any) => void): Socket;
+  readonly volatile: TimedEmitter;
 }
 
 export class Socket {
@@ -79,6 +104,10 @@ export class Socket {
   /** True while connected or trying to connect. */
   readonly active: boolean;
   auth: Auth | undefined;
+  /** Whether socket.io-compatible mode is on. */
+  readonly socketio: boolean;
+  /** The dialect sent in the connect frame, if any. */
+  readonly protocol: "openwebui" | "realtime" | undefined;
 
   on(event: "connect", listener: () => void): this;
   on(event: "disconnect", listener: (reason: DisconnectReason, details?: DisconnectDetails) => void): this;
@@ -88,10 +117,13 @@ export class Socket {
   off(event?: string, listener?: Listener): this;
   listeners(event: string): Listener[];
 
-  /** Send an event; `ack` gets the data, or a RealtimeError for an error reply. */
+  /** Send an event; `ack` gets the data; for an error reply a RealtimeError, or
+   * `null` in socket.io-compatible mode. */
   emit(event: string, data?: unknown, ack?: (response: any) => void): this;
   emitWithAck<T = any>(event: string, data?: unknown): Promise<T>;
   timeout(ms: number): TimedEmitter;
+  /** Emits dropped, not buffered, while disconnected (socket.io's `volatile`). */
+  readonly volatile: Emitter;
 
   connect(): this;
   open(): this;
@@ -111,4 +143,4 @@ export function backoffDelay(
 ): number;
 
 /** The WebSocket URL for a page-relative, http(s) or ws(s) URL. */
-export function socketUrl(url?: string, path?: string, base?: string): string;
+export function socketUrl(url?: string, path?: string, base?: string, force?: boolean): string;

@@ -19,7 +19,15 @@ export const DEFAULTS = Object.freeze({
   maxBufferedEmits: 100,
   path: "/ws/",
   autoConnect: true,
+  transports: ["websocket"],
 });
+
+// The transports socket.io-client knows. Only WebSocket exists here: "polling" is
+// accepted (Open WebUI asks for it when its WebSocket support is off) and falls back.
+const TRANSPORTS = new Set(["websocket", "polling"]);
+// A socket.io path (Open WebUI's is "/ws/socket.io") turns socket.io-compatible mode
+// on when the `socketio` option does not say.
+const SOCKETIO_PATH = /\/socket\.io\/?$/;
 
 // Events this adapter raises itself; the server's events of the same name are
 // handled here (`disconnect`) or never sent (`connect` is a client event).
@@ -53,15 +61,21 @@ export function backoffDelay(attempt, options = {}, random = Math.random) {
   return Math.max(0, Math.min(Math.round(jittered), max));
 }
 
-/** Turn a page-relative or http(s) URL into the WebSocket URL of the endpoint. */
-export function socketUrl(url, path = DEFAULTS.path, base) {
+/**
+ * Turn a page-relative or http(s) URL into the WebSocket URL of the endpoint. With
+ * `force` (an explicit `path` option, as socket.io-client uses it) the path replaces
+ * the URL's; it always ends with a slash, as socket.io-client's does.
+ */
+export function socketUrl(url, path = DEFAULTS.path, base, force = false) {
   const where =
     base ?? (typeof location !== "undefined" ? location.href : "http://localhost/");
   const parsed = new URL(url || "/", where);
   if (parsed.protocol === "http:") parsed.protocol = "ws:";
   if (parsed.protocol === "https:") parsed.protocol = "wss:";
   // A bare origin gets the endpoint path; an explicit path is kept as given.
-  if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = path;
+  if (force || parsed.pathname === "/" || parsed.pathname === "") {
+    parsed.pathname = path.endsWith("/") ? path : `${path}/`;
+  }
   parsed.search = ""; // never put a token (or anything else) in the URL
   parsed.hash = "";
   return parsed.toString();
@@ -74,10 +88,33 @@ export function connect(url, options = {}) {
 export { connect as io };
 export default connect;
 
+/** Check `transports`; warn once when it asks for polling, which falls back. */
+function checkTransports(transports) {
+  if (!Array.isArray(transports) || !transports.length) {
+    throw new Error("realtime: transports must be a non-empty array");
+  }
+  for (const name of transports) {
+    if (!TRANSPORTS.has(name)) {
+      throw new Error(`realtime: unknown transport '${name}' (websocket, polling)`);
+    }
+  }
+  if (transports.includes("polling")) {
+    console.warn(
+      "realtime: the 'polling' transport is not available yet; connecting over " +
+        "WebSocket only",
+    );
+  }
+}
+
 export class Socket {
   constructor(url, options = {}) {
     this.options = { ...DEFAULTS, ...options };
-    this.url = socketUrl(url, this.options.path);
+    checkTransports(this.options.transports);
+    this.url = socketUrl(url, this.options.path, undefined, options.path !== undefined);
+    // socket.io-compatible mode: acks without an error argument, the openwebui
+    // dialect by default (docs/adapter.md).
+    this.socketio = options.socketio ?? SOCKETIO_PATH.test(this.options.path);
+    this.protocol = options.protocol ?? (this.socketio ? "openwebui" : undefined);
     this.auth = options.auth;
     this.id = undefined;
     this.user = undefined;
@@ -162,36 +199,16 @@ export class Socket {
 
   /**
    * Send an event. A function as last argument gets the ack: called with the
-   * server's data, or with a RealtimeError for an error reply (test with
-   * `instanceof Error`).
+   * server's data; for an error reply with a RealtimeError (test with
+   * `instanceof Error`), or in socket.io-compatible mode with `null` and a warning.
    */
   emit(event, data, ack) {
-    if (typeof data === "function" && ack === undefined) {
-      ack = data;
-      data = null;
-    }
-    if (RESERVED.has(event)) {
-      throw new Error(`realtime: '${event}' is a reserved event name`);
-    }
-    const settle = ack ? (err, value) => ack(err ?? value) : null;
-    this._send(event, data, settle, undefined);
-    return this;
+    return this._emitter({}).emit(event, data, ack);
   }
 
   /** Send an event and resolve with the ack's data (reject with RealtimeError). */
   emitWithAck(event, data) {
-    return this._emitWithAck(event, data, undefined);
-  }
-
-  _emitWithAck(event, data, timeoutMs) {
-    return new Promise((resolve, reject) => {
-      this._send(
-        event,
-        data,
-        (err, value) => (err ? reject(err) : resolve(value)),
-        timeoutMs,
-      );
-    });
+    return this._emitter({}).emitWithAck(event, data);
   }
 
   /**
@@ -199,20 +216,60 @@ export class Socket {
    * `socket.timeout(5000).emit(ev, data, (err, data) => ...)`, like socket.io.
    */
   timeout(ms) {
+    return this._emitter({ timeout: ms });
+  }
+
+  /** A view whose emits are dropped, not buffered, while disconnected (socket.io). */
+  get volatile() {
+    return this._emitter({ volatile: true });
+  }
+
+  // One view per chain of flags: `socket.timeout(ms).volatile.emit(...)` and
+  // `socket.volatile.timeout(ms).emit(...)` are the same.
+  _emitter(flags) {
+    const socket = this;
     return {
-      emit: (event, data, ack) => {
+      emit(event, data, ack) {
         if (typeof data === "function" && ack === undefined) {
           ack = data;
           data = null;
         }
-        this._send(event, data, ack ? (err, value) => ack(err, value) : null, ms);
-        return this;
+        if (RESERVED.has(event)) {
+          throw new Error(`realtime: '${event}' is a reserved event name`);
+        }
+        socket._send(event, data, socket._settler(event, ack, flags), flags);
+        return socket;
       },
-      emitWithAck: (event, data) => this._emitWithAck(event, data, ms),
+      emitWithAck(event, data) {
+        return new Promise((resolve, reject) => {
+          const settle = (err, value) => (err ? reject(err) : resolve(value));
+          socket._send(event, data, settle, flags);
+        });
+      },
+      timeout(ms) {
+        return socket._emitter({ ...flags, timeout: ms });
+      },
+      get volatile() {
+        return socket._emitter({ ...flags, volatile: true });
+      },
     };
   }
 
-  _send(event, data, settle, timeoutMs) {
+  // How an ack callback is called: error-first after timeout(), as in socket.io;
+  // otherwise with the value alone, an error reply being a RealtimeError or, in
+  // socket.io-compatible mode, null (a socket.io page expects the server's value, and
+  // null reads as "no" to Open WebUI's boolean and state acks).
+  _settler(event, ack, flags) {
+    if (!ack) return null;
+    if (flags.timeout !== undefined) return (err, value) => ack(err, value);
+    if (!this.socketio) return (err, value) => ack(err ?? value);
+    return (err, value) => {
+      if (err) console.warn(`realtime: '${event}' failed: ${err.code}: ${err.message}`);
+      ack(err ? null : value);
+    };
+  }
+
+  _send(event, data, settle, { timeout: timeoutMs, volatile = false } = {}) {
     if (event === "user-join") this._userJoin = data ?? null;
     let once = settle;
     if (settle) {
@@ -233,6 +290,8 @@ export class Socket {
     const item = { event, data: data ?? null, settle: once };
     if (this.connected) {
       this._transmit(item);
+    } else if (volatile) {
+      // Dropped, as socket.io does; a timeout still fails the ack in `ms`.
     } else {
       this._buffer.push(item);
       if (this._buffer.length > this.options.maxBufferedEmits) {
@@ -333,7 +392,8 @@ export class Socket {
     }, this.options.timeout);
 
     ws.onopen = () => {
-      ws.send(JSON.stringify({ event: "connect", data: { token }, ack: 0 }));
+      const data = this.protocol ? { token, protocol: this.protocol } : { token };
+      ws.send(JSON.stringify({ event: "connect", data, ack: 0 }));
     };
     ws.onmessage = (message) => {
       if (ws !== this._ws) return;
@@ -418,7 +478,8 @@ export class Socket {
     if (this._heartbeat) clearInterval(this._heartbeat);
     this._heartbeat = null;
     this._failPendingAcks();
-    const forced = close?.code === CLOSE_UNAUTHORIZED;
+    // The server said go away: its `disconnect` event, or 4401 (docs/protocol.md §3).
+    const forced = close?.code === CLOSE_UNAUTHORIZED || this._serverReason !== undefined;
     const reason = forced ? "io server disconnect" : "transport close";
     const details = { code: close?.code, reason: this._serverReason ?? close?.reason };
     if (forced) {
@@ -500,7 +561,7 @@ export class Socket {
     if (typeof frame.event !== "string") return;
     if (frame.event === "disconnect") {
       // Sent just before a forced close (4401); the close event does the rest.
-      this._serverReason = frame.data?.reason;
+      this._serverReason = frame.data?.reason ?? "";
       return;
     }
     if (typeof frame.call === "number") {

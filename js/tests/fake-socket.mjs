@@ -1,0 +1,55 @@
+// A scripted WebSocket for the adapter's unit tests: the test plays the server.
+import assert from "node:assert/strict";
+
+export const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+export async function until(predicate, what, ms = 2000) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** A WebSocket whose server side the test drives. */
+export class FakeSocket {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    this.closed = false;
+    FakeSocket.all.push(this);
+  }
+  static get last() {
+    return FakeSocket.all.at(-1);
+  }
+  send(text) {
+    assert.equal(this.closed, false, "send on a closed socket");
+    this.sent.push(JSON.parse(text));
+  }
+  close(code = 1000) {
+    if (this.closed) return;
+    this.closed = true;
+    setTimeout(() => this.onclose?.({ code }), 0);
+  }
+  // --- server side
+  open() {
+    this.onopen?.();
+  }
+  push(frame) {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+  drop(code = 1006) {
+    this.closed = true;
+    this.onclose?.({ code });
+  }
+  frames(event) {
+    return this.sent.filter((f) => f.event === event);
+  }
+  /** Open and accept the connect frame. */
+  async accept(sid = "sid-1") {
+    this.open();
+    await until(() => this.frames("connect").length, "the connect frame");
+    this.push({ ack: 0, data: { sid, user: { id: 1, name: "Alice", role: "user" } } });
+  }
+}
