@@ -11,6 +11,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from realtime.environ import WS_PING_INTERVAL_DEFAULT, WS_PING_TIMEOUT_DEFAULT, ws_ping
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -47,12 +49,25 @@ def process_stop(proc: subprocess.Popen, *, timeout: float = 10.0) -> int:
         return proc.wait()
 
 
-def server_command(server: str, *, host: str, port: int | str, limit: str) -> list[str]:
+def server_command(
+    server: str,
+    *,
+    host: str,
+    port: int | str,
+    limit: str,
+    ping: tuple[int | str, int | str] = (
+        WS_PING_INTERVAL_DEFAULT,
+        WS_PING_TIMEOUT_DEFAULT,
+    ),
+) -> list[str]:
     """Arguments after `python -m` that serve realtime.asgi with daphne or uvicorn.
 
     The one place the servers' flags live: the launcher, scripts and
-    docker-compose.yml (checked by test_deploy) all run these.
+    docker-compose.yml (checked by test_deploy) all run these. `ping` is
+    (WS_PING_INTERVAL, WS_PING_TIMEOUT): the server's WebSocket ping, which closes a
+    peer that stopped answering.
     """
+    interval, timeout = (str(value) for value in ping)
     if server == "uvicorn":
         return [
             "uvicorn",
@@ -71,6 +86,10 @@ def server_command(server: str, *, host: str, port: int | str, limit: str) -> li
             # Compressing every small JSON frame costs more CPU than it saves.
             "--ws-per-message-deflate",
             "false",
+            "--ws-ping-interval",
+            interval,
+            "--ws-ping-timeout",
+            timeout,
         ]
     if server == "daphne":
         return [
@@ -88,6 +107,12 @@ def server_command(server: str, *, host: str, port: int | str, limit: str) -> li
             limit,
             "--websocket-max-frame-size",
             limit,
+            # daphne pings a socket idle this long, and closes it when the pong does
+            # not come within the timeout.
+            "--ping-interval",
+            interval,
+            "--ping-timeout",
+            timeout,
             "realtime.asgi:application",
         ]
     raise ValueError(f"unknown ASGI server {server!r}")
@@ -123,12 +148,18 @@ class ServerProcess:
             or os.environ.get("MAX_FRAME_BYTES")
             or 1024 * 1024
         )
+        env = {**os.environ, **self.env}
         cmd = [
             sys.executable,
             "-m",
-            *server_command(self.server, host="127.0.0.1", port=self.port, limit=limit),
+            *server_command(
+                self.server,
+                host="127.0.0.1",
+                port=self.port,
+                limit=limit,
+                ping=ws_ping(env),
+            ),
         ]
-        env = {**os.environ, **self.env}
         if self.log_path:
             out = open(self.log_path, "ab")
         else:

@@ -4,42 +4,25 @@ With no variables set this is the embedded default: SQLite, the in-memory channe
 layer and in-process shared state, so `scripts/serve.sh` needs nothing installed.
 """
 
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from realtime.environ import (
+    WS_PING_INTERVAL_DEFAULT,
+    WS_PING_TIMEOUT_DEFAULT,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str = "") -> str:
-    """Read a string setting from the environment."""
-    return os.environ.get(name, default).strip()
-
-
-def env_int(name: str, default: int) -> int:
-    """Read an integer setting from the environment."""
-    raw = env_str(name)
-    return int(raw) if raw else default
-
-
-def env_float(name: str, default: float) -> float:
-    """Read a float setting from the environment."""
-    raw = env_str(name)
-    return float(raw) if raw else default
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """Read a boolean setting (1/true/yes/on) from the environment."""
-    raw = env_str(name).lower()
-    return raw in {"1", "true", "yes", "on"} if raw else default
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    """Read a comma-separated list from the environment."""
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -161,7 +144,37 @@ REDIS_URL = env_str("REDIS_URL")
 REDIS_SENTINELS = [
     (h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in env_list("REDIS_SENTINELS")
 ]
-REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "mymaster")
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
+
+# Open WebUI's socket settings (README, "Open WebUI's settings"): its Redis URL and
+# Sentinels count only with WEBSOCKET_MANAGER=redis, as in Open WebUI; ours win.
+WEBSOCKET_MANAGER = env_str("WEBSOCKET_MANAGER").lower()
+if WEBSOCKET_MANAGER not in {"", "redis"}:
+    raise ImproperlyConfigured(
+        f"WEBSOCKET_MANAGER={WEBSOCKET_MANAGER!r}: only 'redis' or empty (embedded)"
+    )
+if env_bool("WEBSOCKET_REDIS_CLUSTER", False):
+    raise ImproperlyConfigured(
+        "WEBSOCKET_REDIS_CLUSTER=true: Redis Cluster is not supported yet; use one "
+        "Redis (REDIS_URL) or Sentinel (REDIS_SENTINELS)"
+    )
+if WEBSOCKET_MANAGER == "redis":
+    # Open WebUI's WEBSOCKET_REDIS_URL falls back to its REDIS_URL, ours by name.
+    REDIS_URL = REDIS_URL or env_str("WEBSOCKET_REDIS_URL")
+    if not REDIS_SENTINELS:
+        _port = env_int("WEBSOCKET_SENTINEL_PORT", 26379)
+        REDIS_SENTINELS = [
+            (host, _port) for host in env_list("WEBSOCKET_SENTINEL_HOSTS")
+        ]
+        if REDIS_SENTINELS and not REDIS_SENTINEL_MASTER and REDIS_URL:
+            # Open WebUI names the Sentinel master by its Redis URL's host.
+            REDIS_SENTINEL_MASTER = urlparse(REDIS_URL).hostname or ""
+    if not (REDIS_URL or REDIS_SENTINELS):
+        raise ImproperlyConfigured(
+            "WEBSOCKET_MANAGER=redis needs REDIS_URL (or WEBSOCKET_REDIS_URL) or "
+            "Sentinels (REDIS_SENTINELS or WEBSOCKET_SENTINEL_HOSTS)"
+        )
+REDIS_SENTINEL_MASTER = REDIS_SENTINEL_MASTER or "mymaster"
 # Namespaces every key this service writes, so several deployments share one Redis.
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "rt")
 REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS)
@@ -195,8 +208,6 @@ def redis_channel_layer(*, url: str, sentinels: list, master: str, prefix: str) 
     if sentinels:
         host.update({"sentinels": sentinels, "master_name": master})
         if url:
-            from urllib.parse import urlparse
-
             parsed = urlparse(url)
             if parsed.password:
                 host["password"] = parsed.password
@@ -232,6 +243,14 @@ else:
     }
 
 # --- Real-time protocol limits and timings -------------------------------------------
+# The ASGI server pings every socket this often (seconds) and closes one that has not
+# answered within WS_PING_TIMEOUT: a peer that vanished without a TCP close (a laptop
+# lid, a dropped NAT entry) is freed. The launcher passes both to uvicorn or daphne.
+WS_PING_INTERVAL = env_int("WS_PING_INTERVAL", WS_PING_INTERVAL_DEFAULT)
+WS_PING_TIMEOUT = env_int("WS_PING_TIMEOUT", WS_PING_TIMEOUT_DEFAULT)
+# Open WebUI's switch between WebSocket and HTTP long-polling. There is no polling
+# transport here yet: false changes nothing but a startup warning (README).
+ENABLE_WEBSOCKET_SUPPORT = env_bool("ENABLE_WEBSOCKET_SUPPORT", True)
 # Frames above this close the socket with 1009; big enough for a pasted document.
 MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 1024 * 1024)
 # An unauthenticated socket holds memory and a file descriptor; it gets this long.

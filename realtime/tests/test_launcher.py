@@ -1,8 +1,10 @@
 """The local launcher: `manage.py realtime_fleet` starts the compose topology."""
 
 import asyncio
+import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,3 +136,99 @@ def test_server_command_knows_both_servers_and_nothing_else():
     assert "--ws-max-size" in uvicorn and daphne[0] == "daphne"
     with pytest.raises(ValueError):
         server_command("gunicorn", host="0.0.0.0", port=8000, limit="10")
+
+
+def test_server_command_passes_the_ping_to_either_server():
+    uvicorn = server_command("uvicorn", host="h", port=1, limit="10", ping=(7, 3))
+    daphne = server_command("daphne", host="h", port=1, limit="10", ping=(7, 3))
+    for flag, value in [("--ws-ping-interval", "7"), ("--ws-ping-timeout", "3")]:
+        assert uvicorn[uvicorn.index(flag) + 1] == value
+    for flag, value in [("--ping-interval", "7"), ("--ping-timeout", "3")]:
+        assert daphne[daphne.index(flag) + 1] == value
+    assert daphne[-1] == "realtime.asgi:application"
+
+
+def test_ws_ping_reads_ours_then_open_webuis_names():
+    from realtime.environ import ws_ping
+
+    assert ws_ping({}) == (25, 20)
+    theirs = {
+        "WEBSOCKET_SERVER_PING_INTERVAL": "5",
+        "WEBSOCKET_SERVER_PING_TIMEOUT": "2",
+    }
+    assert ws_ping(theirs) == (5, 2)
+    assert ws_ping({**theirs, "WS_PING_INTERVAL": "9"}) == (9, 2)
+
+
+def _silent_peer(port: int) -> socket.socket:
+    """A WebSocket peer that completes the handshake and then never answers a ping:
+    a client whose network vanished without a TCP close."""
+    peer = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    peer.sendall(
+        (
+            "GET /ws/socket.io/ HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += peer.recv(1024)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return peer
+
+
+def _until_closed(peer: socket.socket, within: float) -> tuple[float, set[int]]:
+    """Read without answering until the server closes; (seconds, opcodes seen)."""
+    start = time.monotonic()
+    opcodes: set[int] = set()
+    peer.settimeout(within)
+    while True:
+        try:
+            data = peer.recv(4096)
+        except TimeoutError:
+            raise AssertionError(f"still open after {within} s: {opcodes}") from None
+        except ConnectionResetError:  # daphne aborts the TCP connection
+            data = b""
+        if not data:
+            return time.monotonic() - start, opcodes
+        # Server frames are small and unmasked: the first byte of a read is usually
+        # a frame's; enough to tell pings (9) and the close (8) apart.
+        opcodes.add(data[0] & 0x0F)
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+async def test_the_servers_ping_closes_a_peer_that_stopped_answering(server, settings):
+    """WEBSOCKET_SERVER_PING_* (Open WebUI's names) reach the ASGI server: a silent
+    peer is pinged and closed; a peer that answers stays connected."""
+    from realtime.launcher import ServerProcess
+    from testing.cluster import database_env
+
+    process = ServerProcess(
+        port=free_port(),
+        server=server,
+        env={
+            "SECRET_KEY": settings.SECRET_KEY,
+            "AUTH_TIMEOUT": "60",  # only the ping may close the sockets here
+            "WEBSOCKET_SERVER_PING_INTERVAL": "1",
+            "WEBSOCKET_SERVER_PING_TIMEOUT": "1",
+            **database_env(),
+        },
+    ).start()
+    try:
+        answering = RealSocket(f"ws://127.0.0.1:{process.port}/ws/", ping_interval=None)
+        await answering.open()
+        peer = await asyncio.to_thread(_silent_peer, process.port)
+        # uvicorn: ping at 1 s, close at 2 s; daphne checks every 2 s, so up to ~5 s.
+        took, opcodes = await asyncio.to_thread(_until_closed, peer, 12)
+        peer.close()
+        assert 0.9 < took < 12, took
+        assert 9 in opcodes, f"the server never pinged: {opcodes}"
+        # The peer that answered pings through the same time is still connected.
+        assert await answering.nothing(0.1)
+        assert answering.conn.state.name == "OPEN"
+        await answering.close()
+    finally:
+        process.terminate()
