@@ -224,3 +224,16 @@ describe("'io server disconnect'", () => {
     await until(() => FakeSocket.all.length === 2, "reconnect");
   });
 });
+
+test("a disconnect listener's connect() starts the only attempt", async () => {
+  const [socket, ws] = await connected();
+  socket.on("disconnect", () => socket.connect());
+  ws.push({ event: "disconnect", data: { reason: "password changed" } });
+  ws.drop(4401);
+  await until(() => FakeSocket.all.length === 2, "the listener's attempt");
+  FakeSocket.last.drop(1006); // refused before the connect ack: the retry backs off
+  await pause(60);
+  // One attempt from connect(), then retries of that one only, never a second chain.
+  const attempts = FakeSocket.all.length;
+  assert.ok(attempts >= 3 && attempts <= 6, `attempts ${attempts}`);
+});

@@ -270,7 +270,8 @@ export class Socket {
   }
 
   _send(event, data, settle, { timeout: timeoutMs, volatile = false } = {}) {
-    if (event === "user-join") this._userJoin = data ?? null;
+    const dropped = volatile && !this.connected;
+    if (event === "user-join" && !dropped) this._userJoin = data ?? null;
     let once = settle;
     if (settle) {
       let done = false;
@@ -290,8 +291,8 @@ export class Socket {
     const item = { event, data: data ?? null, settle: once };
     if (this.connected) {
       this._transmit(item);
-    } else if (volatile) {
-      // Dropped, as socket.io does; a timeout still fails the ack in `ms`.
+    } else if (dropped) {
+      // As socket.io does; a timeout still fails the ack in `ms`.
     } else {
       this._buffer.push(item);
       if (this._buffer.length > this.options.maxBufferedEmits) {
@@ -486,8 +487,11 @@ export class Socket {
       this._wanted = false; // like socket.io: the server said go away
       this._failBuffer();
     }
+    // Decided before the listeners run: one that calls connect() (Open WebUI does on
+    // 'io server disconnect') has started an attempt of its own.
+    const reconnect = this._wanted;
     this._fire("disconnect", reason, details);
-    if (this._wanted) this._scheduleReconnect();
+    if (reconnect && this._wanted) this._scheduleReconnect();
   }
 
   _failedAttempt(err, retry = true) {
