@@ -237,3 +237,17 @@ test("a disconnect listener's connect() starts the only attempt", async () => {
   const attempts = FakeSocket.all.length;
   assert.ok(attempts >= 3 && attempts <= 6, `attempts ${attempts}`);
 });
+
+test("an unknown protocol is an error; a refused connect frame is not retried", async () => {
+  assert.throws(() => open({ protocol: "socketio" }), /unknown protocol 'socketio'/);
+  const socket = open();
+  const errors = [];
+  socket.on("connect_error", (err) => errors.push(err.code));
+  await until(() => FakeSocket.last, "a socket");
+  FakeSocket.last.open();
+  FakeSocket.last.push({ ack: 0, error: { code: "bad_request", message: "no" } });
+  FakeSocket.last.drop(4401);
+  await pause(60);
+  assert.deepEqual(errors, ["bad_request"]);
+  assert.equal(FakeSocket.all.length, 1);
+});

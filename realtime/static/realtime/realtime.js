@@ -28,6 +28,10 @@ const TRANSPORTS = new Set(["websocket", "polling"]);
 // A socket.io path (Open WebUI's is "/ws/socket.io") turns socket.io-compatible mode
 // on when the `socketio` option does not say.
 const SOCKETIO_PATH = /\/socket\.io\/?$/;
+// The dialects a connect frame may name (docs/protocol.md §3).
+const PROTOCOLS = new Set(["openwebui", "realtime"]);
+// Refusals of the connect frame that the same frame would get again.
+const FINAL_CONNECT_ERRORS = new Set(["unauthorized", "bad_request"]);
 
 // Events this adapter raises itself; the server's events of the same name are
 // handled here (`disconnect`) or never sent (`connect` is a client event).
@@ -115,6 +119,9 @@ export class Socket {
     // dialect by default (docs/adapter.md).
     this.socketio = options.socketio ?? SOCKETIO_PATH.test(this.options.path);
     this.protocol = options.protocol ?? (this.socketio ? "openwebui" : undefined);
+    if (this.protocol !== undefined && !PROTOCOLS.has(this.protocol)) {
+      throw new Error(`realtime: unknown protocol '${this.protocol}' (openwebui, realtime)`);
+    }
     this.auth = options.auth;
     this.id = undefined;
     this.user = undefined;
@@ -437,9 +444,9 @@ export class Socket {
         const err =
           connectError ??
           new RealtimeError("transport", `websocket closed (${close?.code ?? "?"})`);
-        // A refused token stops here, like socket.io after a middleware error;
+        // A refused token or frame stops here, like socket.io after a middleware error;
         // anything else (server down, restarting) is retried.
-        const retry = err.code !== "unauthorized";
+        const retry = !FINAL_CONNECT_ERRORS.has(err.code);
         this._failedAttempt(err, retry);
       }
     };
