@@ -18,23 +18,24 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PAGE = Path(__file__).resolve().parents[2] / "testing" / "pages" / "openwebui-io.html"
 
 
-async def open_page(chromium, base: str, token: str) -> tuple[Tab, list, list]:
+async def open_page(chromium, base: str, token: str) -> tuple[Tab, list, list, list]:
     """The test page on the server's origin; returns it, the WebSocket frames the page
-    sent ([url, frame]) and its console warnings."""
+    sent ([url, frame]) and received (frames), and its console warnings."""
     page = await (await chromium.new_context()).new_page()
     tab = Tab(page)
     sent: list = []
+    received: list = []
     warnings: list[str] = []
     page.on(
         "console",
         lambda msg: warnings.append(msg.text) if msg.type == "warning" else None,
     )
-    page.on(
-        "websocket",
-        lambda ws: ws.on(
-            "framesent", lambda payload: sent.append([ws.url, json.loads(payload)])
-        ),
-    )
+
+    def watch(ws) -> None:
+        ws.on("framesent", lambda payload: sent.append([ws.url, json.loads(payload)]))
+        ws.on("framereceived", lambda payload: received.append(json.loads(payload)))
+
+    page.on("websocket", watch)
     # Written into a page the server served: Chromium lets a document reach
     # 127.0.0.1 only when it came from a local address itself.
     await page.goto(f"{base}/")
@@ -45,7 +46,7 @@ async def open_page(chromium, base: str, token: str) -> tuple[Tab, list, list]:
     await expect(page.locator("body")).to_have_attribute(
         "data-ready", "true", timeout=WAIT_MS
     )
-    return tab, sent, warnings
+    return tab, sent, received, warnings
 
 
 async def connects(tab: Tab, n: int) -> list:
@@ -73,7 +74,7 @@ async def test_open_webuis_io_call_connects_reconnects_and_obeys_the_server(
 ):
     alice, admin = people["alice"], people["admin"]
     first = token_for(alice)
-    tab, sent, warnings = await open_page(browser, server.http, first)
+    tab, sent, received, warnings = await open_page(browser, server.http, first)
     page = tab.page
 
     # Connected at /ws/socket.io/ in the openwebui dialect; transports with
@@ -82,7 +83,9 @@ async def test_open_webuis_io_call_connects_reconnects_and_obeys_the_server(
     assert sent[0][0] == f"ws://127.0.0.1:{server.port}/ws/socket.io/"
     assert connect_frames(sent)[0] == {"token": first, "protocol": "openwebui"}
     sid = seen[0][1]
-    assert sid and await page.evaluate("socket.id") == sid
+    hello = next(f for f in received if f.get("ack") == 0)
+    assert sid == hello["data"]["sid"] == await page.evaluate("socket.id")
+    assert hello["data"]["protocol"] == "openwebui"
 
     # socket.io acks: the value alone; null for an error reply. timeout().volatile:
     # error-first, and a timeout when nothing answers.
