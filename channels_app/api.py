@@ -181,7 +181,9 @@ class ChannelMessageReactionAddApi(PathIdsMixin, APIView):
         name = StrictCharField(max_length=MAX_REACTION_NAME)
 
     def post(self, request, channel_id: str, message_id: int):
-        services.membership_get(channel_id=channel_id, user_id=request.user.id)
+        services.message_get(
+            actor=request.user, channel_id=channel_id, message_id=message_id
+        )
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         message, created = services.reaction_add(

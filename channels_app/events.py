@@ -159,10 +159,10 @@ def _expire(session, key) -> None:
 @events.on_disconnect
 async def typing_stop_on_disconnect(session) -> None:
     """A typist who leaves stops typing at once, for everyone."""
-    for (_, thread_id), spell in list(spells(session).items()):
+    held = spells.made.pop(session, None) or {}
+    for (_, thread_id), spell in held.items():
         spell.disarm()
         await _typing_emit(session, spell.channel, thread_id, False)
-    spells(session).clear()
 
 
 @database_sync_to_async

@@ -210,7 +210,7 @@ def _reply_on_commit(parent: ChannelMessage, channel: Channel, actor) -> None:
 def message_edit_check(*, actor, channel_id: str, message_id: int) -> ChannelMessage:
     """The message if the actor may edit it: not_found for non-members and missing
     messages, forbidden for someone else's. REST checks this before the body."""
-    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    message = message_get(actor=actor, channel_id=channel_id, message_id=message_id)
     if message.author_id != actor.id:
         raise EventError(FORBIDDEN, "only the author edits a message")
     return message
@@ -235,7 +235,7 @@ def message_edit(
 def message_delete(*, actor, channel_id: str, message_id: int) -> None:
     """Delete a message (its author, or the channel's owner or admins); a deleted
     reply also sends its thread's root with the new reply count."""
-    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    message = message_get(actor=actor, channel_id=channel_id, message_id=message_id)
     if message.author_id != actor.id:
         member = membership_get(channel_id=channel_id, user_id=actor.id)
         if not member.can_manage:
@@ -254,7 +254,7 @@ def reaction_add(
 ) -> tuple[ChannelMessage, bool]:
     """React to a message of the channel (members); True if the reaction is new. The
     room hears `message:reaction:add` only for a new one."""
-    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    message = message_get(actor=actor, channel_id=channel_id, message_id=message_id)
     _check_reaction_name(name)
     with transaction.atomic():
         _, created = ChannelMessageReaction.objects.get_or_create(
@@ -269,7 +269,7 @@ def reaction_remove(
     *, actor, channel_id: str, message_id: int, name: str
 ) -> ChannelMessage:
     """Take back one's own reaction; not_found if there is none of that name."""
-    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    message = message_get(actor=actor, channel_id=channel_id, message_id=message_id)
     _check_reaction_name(name)
     with transaction.atomic():
         deleted, _ = ChannelMessageReaction.objects.filter(
@@ -314,9 +314,10 @@ def channel_mark_read(*, user_id: int, channel_id: str):
     return now
 
 
-def _message_for(*, actor, channel_id: str, message_id: int) -> ChannelMessage:
-    # Scoped to the channel: a message of another channel is not_found here, even
-    # to a member of both.
+def message_get(*, actor, channel_id: str, message_id: int) -> ChannelMessage:
+    """A message of the channel that the actor (a member) sees; not_found otherwise.
+    Scoped to the channel: another channel's message is not_found here, even to a
+    member of both. REST checks this before the body."""
     membership_get(channel_id=channel_id, user_id=actor.id)
     message = (
         ChannelMessage.objects.select_related("channel", "author", "parent")

@@ -309,6 +309,8 @@ async def test_bad_reactions(ws, trio):
     cases = [
         # A message of another channel, named through this one (alice is in both).
         (alice, f"{base}/{there.id}/reactions/", {"name": "x"}, 404),
+        # ... and it is 404 before the body is read, a bad body too.
+        (alice, f"{base}/{there.id}/reactions/", {"name": "x" * 65}, 404),
         # Not a member of the channel.
         (carol, f"{base}/{here.id}/reactions/", {"name": "x"}, 404),
         (alice, f"{base}/{here.id}/reactions/", {"name": "x" * 65}, 400),
