@@ -23,6 +23,10 @@ from realtime.session import per_session
 # (seconds); one sooner only keeps the typist's indicator alive.
 TYPING_INTERVAL = 0.5
 
+# Places one socket may be typing in at once: a person types in one or two; the
+# bound keeps a socket from holding a timer (and a read) per message of a channel.
+MAX_TYPING_SPELLS = 16
+
 # Per socket: (channel id, thread id or None) -> its typing spell.
 spells = per_session(dict)
 
@@ -133,6 +137,8 @@ async def _typing_on(session, channel_id: str, thread_id: int | None) -> None:
     key = (channel_id, thread_id)
     spell = spells(session).get(key)
     if spell is None:
+        if len(spells(session)) >= MAX_TYPING_SPELLS:
+            raise EventError(RATE_LIMITED, "typing in too many places at once")
         channel = await _typing_place(channel_id, thread_id)
         spell = spells(session)[key] = typists.Spell(channel=channel)
     spell.arm(settings.CHANNEL_TYPING_TIMEOUT, lambda: _expire(session, key))

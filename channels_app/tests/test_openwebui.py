@@ -206,6 +206,32 @@ async def test_typing_in_a_thread_is_its_own(ws, trio, settings):
     assert sorted((e["message_id"] or 0) for e in offs) == [0, root.id]
 
 
+async def test_a_socket_types_in_a_bounded_number_of_places(ws, trio, monkeypatch):
+    from channels_app import events
+
+    monkeypatch.setattr(events, "MAX_TYPING_SPELLS", 2)
+    alice, bob, _ = trio
+    channel = await make_channel(alice, [bob])
+    roots = [
+        await database_sync_to_async(services.message_post)(
+            author=alice, channel_id=channel.id, content=f"root {i}"
+        )
+        for i in range(2)
+    ]
+    a = await ws(alice, protocol=OPENWEBUI, join=True)
+    b = await ws(bob, protocol=OPENWEBUI, join=True)
+    assert "data" in await a.call("events:channel", typing_frame(channel.id))
+    thread = typing_frame(channel.id, roots[0].id)
+    assert "data" in await a.call("events:channel", thread)
+    third = await a.call("events:channel", typing_frame(channel.id, roots[1].id))
+    assert third["error"]["code"] == "rate_limited"
+    seen = [await next_of(b, "typing") for _ in range(2)]
+    assert roots[1].id not in [e["message_id"] for e in seen]
+    # A refresh of a place it already types in is still fine.
+    await asyncio.sleep(0.5)
+    assert "data" in await a.call("events:channel", thread)
+
+
 async def test_a_typist_who_leaves_stops_typing(ws, trio):
     alice, bob, _ = trio
     channel = await make_channel(alice, [bob])
