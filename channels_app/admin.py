@@ -24,8 +24,8 @@ class ChannelAdmin(admin.ModelAdmin):
 class ChannelMemberAdmin(admin.ModelAdmin):
     """Who is in which channel, with their role and read position."""
 
-    list_display = ("channel", "user", "role", "last_read_at")
-    list_filter = ("role",)
+    list_display = ("channel", "user", "role", "last_read_at", "is_muted")
+    list_filter = ("role", "is_muted")
     raw_id_fields = ("channel", "user")
 
 

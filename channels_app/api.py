@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app import selectors, services
-from channels_app.models import Channel
+from channels_app.models import MAX_REACTION_NAME, Channel
 from realtime.api.fields import IdField, PathIdsMixin, StrictCharField
 
 
@@ -54,6 +54,7 @@ class ChannelDetailApi(APIView):
         data = services.channel_summary(member.channel)
         data["member_ids"] = selectors.channel_member_ids(channel_id=channel_id)
         data["role"] = member.role
+        data["is_muted"] = member.is_muted
         return Response(data)
 
 
@@ -98,6 +99,9 @@ class ChannelMessageListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         content = StrictCharField(max_length=services.MAX_MESSAGE_CHARS)
         parent_id = IdField(required=False, allow_null=True)
+        # The poster's own id for its optimistic copy, echoed in the `message`
+        # event to Open WebUI sockets; not stored.
+        temp_id = StrictCharField(max_length=128, required=False, allow_null=True)
 
     class QuerySerializer(serializers.Serializer):
         before = IdField(text=True, required=False)
@@ -123,6 +127,7 @@ class ChannelMessageListCreateApi(APIView):
             channel_id=channel_id,
             content=body.validated_data["content"],
             parent_id=body.validated_data.get("parent_id"),
+            temp_id=body.validated_data.get("temp_id"),
         )
         return Response(
             services.message_summary(message), status=status.HTTP_201_CREATED
@@ -164,3 +169,60 @@ class ChannelReadApi(APIView):
     def post(self, request, channel_id: str):
         at = services.channel_mark_read(user_id=request.user.id, channel_id=channel_id)
         return Response({"last_read_at": at.isoformat()})
+
+
+class ChannelMessageReactionAddApi(PathIdsMixin, APIView):
+    """POST /api/channels/{id}/messages/{mid}/reactions/: react (201; 200 if I had
+    already reacted so)."""
+
+    path_ids = ("message_id",)
+
+    class InputSerializer(serializers.Serializer):
+        name = StrictCharField(max_length=MAX_REACTION_NAME)
+
+    def post(self, request, channel_id: str, message_id: int):
+        services.message_get(
+            actor=request.user, channel_id=channel_id, message_id=message_id
+        )
+        body = self.InputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        message, created = services.reaction_add(
+            actor=request.user,
+            channel_id=channel_id,
+            message_id=message_id,
+            name=body.validated_data["name"],
+        )
+        return Response(
+            MessageOutput(message).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class ChannelMessageReactionRemoveApi(PathIdsMixin, APIView):
+    """DELETE /api/channels/{id}/messages/{mid}/reactions/{name}/: take mine back."""
+
+    path_ids = ("message_id",)
+
+    def delete(self, request, channel_id: str, message_id: int, name: str):
+        services.reaction_remove(
+            actor=request.user, channel_id=channel_id, message_id=message_id, name=name
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ChannelMuteApi(APIView):
+    """POST /api/channels/{id}/mute/: mute the channel for me."""
+
+    muted = True
+
+    def post(self, request, channel_id: str):
+        member = services.channel_mute_set(
+            user_id=request.user.id, channel_id=channel_id, muted=self.muted
+        )
+        return Response({"channel_id": channel_id, "is_muted": member.is_muted})
+
+
+class ChannelUnmuteApi(ChannelMuteApi):
+    """POST /api/channels/{id}/unmute/: unmute the channel for me."""
+
+    muted = False

@@ -49,6 +49,8 @@ class ChannelMember(models.Model):
     )
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
     last_read_at = models.DateTimeField(null=True, blank=True)
+    # Muted: the member's clients are told not to notify; unread still counts.
+    is_muted = models.BooleanField(default=False)
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -86,3 +88,30 @@ class ChannelMessage(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["channel", "-id"])]
+
+
+# A reaction's name: an emoji or a shortcode such as "thumbsup"; the bound keeps a
+# reaction from being a second message body.
+MAX_REACTION_NAME = 64
+
+
+class ChannelMessageReaction(models.Model):
+    """A user's reaction to a message, by name; one per message, user and name."""
+
+    message = models.ForeignKey(
+        ChannelMessage, on_delete=models.CASCADE, related_name="reactions"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="channel_reactions",
+    )
+    name = models.CharField(max_length=MAX_REACTION_NAME)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "name"], name="unique_message_reaction"
+            )
+        ]

@@ -9,7 +9,8 @@ PAGE_MAX = 100
 
 def channel_list_for(*, user_id: int) -> list[dict]:
     """The user's channels with their unread counts (messages by others, not deleted,
-    after the user's read position)."""
+    after the user's read position). A muted channel counts the same: muting says
+    "do not notify me", not "I have read it", and its row says `is_muted`."""
     unread = Count(
         "channel__messages",
         filter=Q(channel__messages__deleted_at__isnull=True)
@@ -33,6 +34,7 @@ def channel_list_for(*, user_id: int) -> list[dict]:
             "role": m.role,
             "last_read_at": m.last_read_at.isoformat() if m.last_read_at else None,
             "unread_count": m.unread_count,
+            "is_muted": m.is_muted,
         }
         for m in rows
     ]
@@ -60,7 +62,11 @@ def message_list(
     *, channel_id: str, before: int | None = None, limit: int = 50
 ) -> list[ChannelMessage]:
     """A page of a channel's messages, newest first, before a message id."""
-    rows = ChannelMessage.objects.filter(channel_id=channel_id).order_by("-id")
+    rows = (
+        ChannelMessage.objects.filter(channel_id=channel_id)
+        .prefetch_related("reactions")
+        .order_by("-id")
+    )
     if before is not None:
         rows = rows.filter(id__lt=before)
     return list(rows[: max(1, min(limit, PAGE_MAX))])

@@ -7,7 +7,20 @@ client hears of a row that was rolled back.
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app.models import Channel, ChannelMember, ChannelMessage
+from channels_app import envelopes
+from channels_app.envelopes import (  # noqa: F401 (the API's representations)
+    channel_openwebui,
+    channel_summary,
+    message_openwebui,
+    message_summary,
+)
+from channels_app.models import (
+    MAX_REACTION_NAME,
+    Channel,
+    ChannelMember,
+    ChannelMessage,
+    ChannelMessageReaction,
+)
 from channels_app.rooms import channel_room
 from realtime import emit
 from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, EventError
@@ -18,7 +31,7 @@ MAX_MESSAGE_CHARS = 20_000
 def membership_get(*, channel_id: str, user_id: int) -> ChannelMember:
     """The user's membership; not_found if the channel is missing or not theirs."""
     member = (
-        ChannelMember.objects.select_related("channel")
+        ChannelMember.objects.select_related("channel", "user")
         .filter(channel_id=channel_id, user_id=user_id)
         .first()
     )
@@ -60,15 +73,21 @@ def channel_create(*, owner, name: str, kind: str, member_ids: list[int]) -> Cha
             ChannelMember(channel=channel, user_id=uid) for uid in sorted(others)
         )
         user_ids = [owner.id, *sorted(others)]
-        data = channel_summary(channel)
-        transaction.on_commit(lambda: _announce_created(channel.id, user_ids, data))
+        transaction.on_commit(lambda: _announce_created(channel, user_ids, owner))
     return channel
 
 
-def _announce_created(channel_id: str, user_ids: list[int], data: dict) -> None:
-    emit.room_enter_for_users_sync(room=channel_room(channel_id), user_ids=user_ids)
+def _announce_created(channel: Channel, user_ids: list[int], actor) -> None:
+    emit.room_enter_for_users_sync(room=channel_room(channel.id), user_ids=user_ids)
     for uid in user_ids:
-        emit.user_emit_sync(user_id=uid, event="channel:created", data=data)
+        envelopes.user_event_sync(
+            user_id=uid,
+            event="channel:created",
+            data=channel_summary(channel),
+            openwebui_data=channel_openwebui(channel),
+            channel=channel,
+            actor=actor,
+        )
 
 
 def channel_member_add_check(*, actor_id: int, channel_id: str) -> ChannelMember:
@@ -97,14 +116,10 @@ def channel_member_add(
             channel_id=channel_id, user_id=user_id
         )
         if created:
-            data = channel_summary(actor.channel)
-            transaction.on_commit(lambda: _member_added(channel_id, user_id, data))
+            transaction.on_commit(
+                lambda: _announce_created(actor.channel, [user_id], actor.user)
+            )
     return member
-
-
-def _member_added(channel_id: str, user_id: int, data: dict) -> None:
-    emit.room_enter_for_users_sync(room=channel_room(channel_id), user_ids=[user_id])
-    emit.user_emit_sync(user_id=user_id, event="channel:created", data=data)
 
 
 def channel_member_remove(*, actor_id: int, channel_id: str, user_id: int) -> None:
@@ -130,10 +145,17 @@ def channel_member_remove(*, actor_id: int, channel_id: str, user_id: int) -> No
 
 
 def message_post(
-    *, author, channel_id: str, content: str, parent_id: int | None = None
+    *,
+    author,
+    channel_id: str,
+    content: str,
+    parent_id: int | None = None,
+    temp_id: str | None = None,
 ) -> ChannelMessage:
-    """Post a message as a member; the room hears of it after commit."""
-    membership_get(channel_id=channel_id, user_id=author.id)
+    """Post a message as a member; the room hears of it after commit (Open WebUI
+    sockets with the poster's `temp_id`), and of the thread's root when it is a
+    reply (`message:reply`)."""
+    member = membership_get(channel_id=channel_id, user_id=author.id)
     _check_content(content)
     parent = None
     if parent_id is not None:
@@ -150,14 +172,45 @@ def message_post(
             last_read_at=message.created_at
         )
         Channel.objects.filter(id=channel_id).update(updated_at=message.created_at)
-        _broadcast_on_commit(message, "message", author)
+        envelopes.broadcast_on_commit(
+            kind="message",
+            channel=member.channel,
+            user=author,
+            message_id=message.id,
+            data=message_summary(message),
+            openwebui_data=message_openwebui(message, temp_id=temp_id),
+        )
+        if parent is not None:
+            _reply_on_commit(parent, member.channel, author)
     return message
+
+
+def _reply_on_commit(parent: ChannelMessage, channel: Channel, actor) -> None:
+    """`message:reply`: the thread's root with its reply count, after a reply was
+    posted or deleted."""
+    replies = parent.replies.filter(deleted_at__isnull=True)
+    count = replies.count()
+    latest = replies.order_by("-id").values_list("created_at", flat=True).first()
+    envelopes.broadcast_on_commit(
+        kind="message:reply",
+        channel=channel,
+        user=actor,
+        message_id=parent.id,
+        data={
+            **message_summary(parent),
+            "reply_count": count,
+            "latest_reply_at": latest.isoformat() if latest else None,
+        },
+        openwebui_data=message_openwebui(
+            parent, reply_count=count, latest_reply_at=envelopes.epoch_ns(latest)
+        ),
+    )
 
 
 def message_edit_check(*, actor, channel_id: str, message_id: int) -> ChannelMessage:
     """The message if the actor may edit it: not_found for non-members and missing
     messages, forbidden for someone else's. REST checks this before the body."""
-    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    message = message_get(actor=actor, channel_id=channel_id, message_id=message_id)
     if message.author_id != actor.id:
         raise EventError(FORBIDDEN, "only the author edits a message")
     return message
@@ -175,13 +228,14 @@ def message_edit(
         message.content = content
         message.edited_at = timezone.now()
         message.save(update_fields=["content", "edited_at", "updated_at"])
-        _broadcast_on_commit(message, "message:update", actor)
+        _message_event_on_commit(message, "message:update", actor)
     return message
 
 
 def message_delete(*, actor, channel_id: str, message_id: int) -> None:
-    """Delete a message (its author, or the channel's owner or admins)."""
-    message = _message_for(actor=actor, channel_id=channel_id, message_id=message_id)
+    """Delete a message (its author, or the channel's owner or admins); a deleted
+    reply also sends its thread's root with the new reply count."""
+    message = message_get(actor=actor, channel_id=channel_id, message_id=message_id)
     if message.author_id != actor.id:
         member = membership_get(channel_id=channel_id, user_id=actor.id)
         if not member.can_manage:
@@ -190,7 +244,64 @@ def message_delete(*, actor, channel_id: str, message_id: int) -> None:
         message.deleted_at = timezone.now()
         message.content = ""
         message.save(update_fields=["content", "deleted_at", "updated_at"])
-        _broadcast_on_commit(message, "message:delete", actor)
+        _message_event_on_commit(message, "message:delete", actor)
+        if message.parent is not None:
+            _reply_on_commit(message.parent, message.channel, actor)
+
+
+def reaction_add(
+    *, actor, channel_id: str, message_id: int, name: str
+) -> tuple[ChannelMessage, bool]:
+    """React to a message of the channel (members); True if the reaction is new. The
+    room hears `message:reaction:add` only for a new one."""
+    message = message_get(actor=actor, channel_id=channel_id, message_id=message_id)
+    _check_reaction_name(name)
+    with transaction.atomic():
+        _, created = ChannelMessageReaction.objects.get_or_create(
+            message=message, user=actor, name=name
+        )
+        if created:
+            _message_event_on_commit(message, "message:reaction:add", actor, name=name)
+    return message, created
+
+
+def reaction_remove(
+    *, actor, channel_id: str, message_id: int, name: str
+) -> ChannelMessage:
+    """Take back one's own reaction; not_found if there is none of that name."""
+    message = message_get(actor=actor, channel_id=channel_id, message_id=message_id)
+    _check_reaction_name(name)
+    with transaction.atomic():
+        deleted, _ = ChannelMessageReaction.objects.filter(
+            message=message, user=actor, name=name
+        ).delete()
+        if not deleted:
+            raise EventError(NOT_FOUND, "no such reaction")
+        _message_event_on_commit(message, "message:reaction:remove", actor, name=name)
+    return message
+
+
+def channel_mute_set(*, user_id: int, channel_id: str, muted: bool) -> ChannelMember:
+    """Mute or unmute a channel for one member; their sessions hear `channel:mute`
+    when it changes. Muting changes no counting: see docs/protocol.md."""
+    member = membership_get(channel_id=channel_id, user_id=user_id)
+    if member.is_muted == muted:
+        return member
+    with transaction.atomic():
+        member.is_muted = muted
+        member.save(update_fields=["is_muted"])
+        channel, user = member.channel, member.user
+        transaction.on_commit(
+            lambda: envelopes.user_event_sync(
+                user_id=user_id,
+                event="channel:mute",
+                data={"channel_id": channel_id, "is_channel_muted": muted},
+                openwebui_data={"is_channel_muted": muted},
+                channel=channel,
+                actor=user,
+            )
+        )
+    return member
 
 
 def channel_mark_read(*, user_id: int, channel_id: str):
@@ -203,11 +314,16 @@ def channel_mark_read(*, user_id: int, channel_id: str):
     return now
 
 
-def _message_for(*, actor, channel_id: str, message_id: int) -> ChannelMessage:
+def message_get(*, actor, channel_id: str, message_id: int) -> ChannelMessage:
+    """A message of the channel that the actor (a member) sees; not_found otherwise.
+    Scoped to the channel: another channel's message is not_found here, even to a
+    member of both. REST checks this before the body."""
     membership_get(channel_id=channel_id, user_id=actor.id)
-    message = ChannelMessage.objects.filter(
-        id=message_id, channel_id=channel_id, deleted_at__isnull=True
-    ).first()
+    message = (
+        ChannelMessage.objects.select_related("channel", "author", "parent")
+        .filter(id=message_id, channel_id=channel_id, deleted_at__isnull=True)
+        .first()
+    )
     if message is None:
         raise EventError(NOT_FOUND, "no such message")
     return message
@@ -220,39 +336,28 @@ def _check_content(content: str) -> None:
         raise EventError(BAD_REQUEST, f"content is longer than {MAX_MESSAGE_CHARS}")
 
 
-def _broadcast_on_commit(message: ChannelMessage, kind: str, actor) -> None:
-    payload = {
-        "channel_id": message.channel_id,
-        "message_id": message.id,
-        "data": {"type": kind, "data": message_summary(message)},
-        "user": {"id": actor.id, "name": actor.display_name},
-    }
-    room = channel_room(message.channel_id)
-    transaction.on_commit(
-        lambda: emit.room_emit_sync(room=room, event="events:channel", data=payload)
+def _check_reaction_name(name: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise EventError(BAD_REQUEST, "name must be a non-empty string")
+    if len(name) > MAX_REACTION_NAME:
+        raise EventError(BAD_REQUEST, f"name is longer than {MAX_REACTION_NAME}")
+
+
+def _message_event_on_commit(
+    message: ChannelMessage, kind: str, actor, **extra
+) -> None:
+    # Read after the write, inside the transaction: the event carries the message
+    # as it is once committed (its reactions included).
+    message = (
+        ChannelMessage.objects.select_related("channel", "author")
+        .prefetch_related("reactions")
+        .get(id=message.id)
     )
-
-
-def channel_summary(channel: Channel) -> dict:
-    """What clients get about a channel."""
-    return {
-        "id": channel.id,
-        "name": channel.name,
-        "kind": channel.kind,
-        "owner_id": channel.owner_id,
-        "created_at": channel.created_at.isoformat(),
-    }
-
-
-def message_summary(message: ChannelMessage) -> dict:
-    """What clients get about a message."""
-    return {
-        "id": message.id,
-        "channel_id": message.channel_id,
-        "author_id": message.author_id,
-        "content": message.content,
-        "parent_id": message.parent_id,
-        "created_at": message.created_at.isoformat(),
-        "edited_at": message.edited_at.isoformat() if message.edited_at else None,
-        "deleted": message.deleted_at is not None,
-    }
+    envelopes.broadcast_on_commit(
+        kind=kind,
+        channel=message.channel,
+        user=actor,
+        message_id=message.id,
+        data={**message_summary(message), **extra},
+        openwebui_data=message_openwebui(message, **extra),
+    )

@@ -33,6 +33,27 @@ urlpatterns = [
         name="channel_message_detail",
     ),
     path(
+        "channels/<str:channel_id>/messages/<str:message_id>/reactions/",
+        api.ChannelMessageReactionAddApi.as_view(),
+        name="channel_reaction_add",
+    ),
+    # <path:>: a reaction's name may hold any character, a "/" too.
+    path(
+        "channels/<str:channel_id>/messages/<str:message_id>/reactions/<path:name>/",
+        api.ChannelMessageReactionRemoveApi.as_view(),
+        name="channel_reaction_remove",
+    ),
+    path(
+        "channels/<str:channel_id>/mute/",
+        api.ChannelMuteApi.as_view(),
+        name="channel_mute",
+    ),
+    path(
+        "channels/<str:channel_id>/unmute/",
+        api.ChannelUnmuteApi.as_view(),
+        name="channel_unmute",
+    ),
+    path(
         "channels/<str:channel_id>/read/",
         api.ChannelReadApi.as_view(),
         name="channel_read",

@@ -292,6 +292,9 @@ STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.25)
 # The built-in fake model: tokens per second and tokens per answer.
 FAKE_MODEL_TPS = env_float("FAKE_MODEL_TPS", 50.0)
 FAKE_MODEL_TOKENS = env_int("FAKE_MODEL_TOKENS", 60)
+# A channel typist is shown as typing this long after their last `typing` frame:
+# Open WebUI's front end repeats `typing: true` while its user types, never `false`.
+CHANNEL_TYPING_TIMEOUT = env_float("CHANNEL_TYPING_TIMEOUT", 5.0)
 # Token bucket per socket: sustained frames per second and burst size.
 FRAME_RATE = env_float("FRAME_RATE", 100.0)
 FRAME_BURST = env_int("FRAME_BURST", 200)

@@ -195,6 +195,7 @@ def test_the_path_is_checked_before_the_body_on_every_endpoint(trio, raw):
         ("post", f"/api/channels/{cid}/members/", {"user_id": "x"}, 403),
         ("post", f"/api/channels/{cid}/messages/", {"content": ""}, 400),
         ("patch", f"/api/channels/{cid}/messages/{mid}/", {"content": ""}, 403),
+        ("post", f"/api/channels/{cid}/messages/{mid}/reactions/", {"name": ""}, 400),
     ]
     for method, path, body, as_bob in endpoints:
         for user, expected in ((carol, 404), (bob, as_bob), (alice, 400)):
