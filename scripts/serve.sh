@@ -12,4 +12,4 @@ echo "Serving on http://127.0.0.1:${port}/  (WebSocket: ws://127.0.0.1:${port}/w
 # uvicorn refuses frames over the limit itself with close 1009, before buffering them,
 # and lets the app use every close code (daphne allows only 1000 and 3000-4999).
 exec uvicorn realtime.asgi:application --host "${HOST:-127.0.0.1}" --port "${port}" \
-  --ws-max-size "${MAX_FRAME_BYTES:-1048576}" --ws-per-message-deflate false --no-access-log
+  --ws-max-size "${MAX_FRAME_BYTES:-16777216}" --ws-per-message-deflate false --no-access-log
