@@ -205,10 +205,11 @@ async def _owui_update(session, payload: owui.DocUpdate, room: str, note_id: str
         answer = payload.update
     if update is not None:
         seq = await _store(session, note_id, update)
-        await _relay(session, payload.document_id, room, update)
         answer = answer if payload.initialize else {"seq": seq}
     if content is not None:
         await background_db(services.rendered_store)(note_id=note_id, rendered=content)
+    if update is not None:  # relayed once all of it is stored
+        await _relay(session, payload.document_id, room, update)
     return answer
 
 
