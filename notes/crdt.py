@@ -213,7 +213,12 @@ def text_update(doc: pycrdt.Doc, new_text: str) -> bytes:
         new_text.encode()
     except UnicodeEncodeError:
         raise InvalidText("text holds a lone surrogate") from None
-    old = str(_text(doc))  # REST edits change the Y.Text root, never a fragment
+    if _fragment(doc) is not None:
+        # Plain text cannot say where its lines go in a tree of elements.
+        raise InvalidText(
+            "the note is rich text (an XmlFragment): edit it in an editor"
+        )
+    old = str(_text(doc))
     if old == new_text:
         return b""
     start = 0

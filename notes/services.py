@@ -269,9 +269,12 @@ def content_replace(*, note: Note, content: str, author_id: int) -> bytes:
     """Turn the document's text into `content` (REST edits); returns the update to
     relay to open editors, already stored."""
     _require_text(content)
-    update, text, clock = crdt_proxy.text_update(
-        shared_host(), document_updates(note=note), content
-    )
+    try:
+        update, text, clock = crdt_proxy.text_update(
+            shared_host(), document_updates(note=note), content
+        )
+    except crdt_proxy.InvalidText as exc:
+        raise EventError(BAD_REQUEST, str(exc)) from None
     if update:
         update_store(note=note, update=update, author_id=author_id)
     contents_store(contents={note.id: (text, clock)})

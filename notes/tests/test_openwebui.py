@@ -302,3 +302,20 @@ async def test_a_21st_document_is_refused(ws, people):
     assert "data" in await o.call("ydoc:document:join", {"document_id": doc(many[0])})
     await o.call("ydoc:document:leave", {"document_id": doc(many[0])})
     assert "data" in await o.call("ydoc:document:join", {"document_id": doc(many[20])})
+
+
+async def test_rest_cannot_flatten_a_rich_text_document(ws, people, note):
+    o = await owui(ws, people["owner"])
+    await join(o, note)
+    seed = {"document_id": doc(note), "update": RichEditor().paragraph("Rich")}
+    assert "data" in await o.call("ydoc:document:update", seed)
+
+    def patch():
+        return api_for(people["owner"]).patch(
+            f"/api/notes/{note.id}/", {"content": "flat"}, format="json"
+        )
+
+    response = await database_sync_to_async(patch)()
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert await updates_stored() == 1
