@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from pydantic import Field
+from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 
 from notes.models import Note, NoteGrant
 from realtime.errors import BAD_REQUEST, EventError
@@ -63,7 +63,7 @@ class DocUpdate(Payload):
     document_id: str
     user_id: Ignored = None
     socket_id: Ignored = None
-    update: list[int] | None = None
+    update: list | None = None  # items checked by int_bytes, after the length
     initialize: bool = False
     data: NoteData | None = None
 
@@ -71,21 +71,26 @@ class DocUpdate(Payload):
 class AwarenessUpdate(Payload):
     document_id: str
     user_id: Ignored = None
-    update: list[int]
+    update: list
 
 
-def int_bytes(values: list[int], *, limit: int, what: str) -> bytes:
+# Items of an int list, checked only once its length is known to be within bounds:
+# checking 16 MiB of JSON ints item by item would hold the event loop for a second.
+_Ints = TypeAdapter(list[StrictInt])
+
+
+def int_bytes(values: list, *, limit: int, what: str) -> bytes:
     """Open WebUI's `Array.from(uint8array)` back into bytes: bad_request for a list
-    longer than `limit` (checked first, so nothing big is converted) or a value
-    outside 0..255."""
+    longer than `limit` (checked first, so nothing big is converted), or an item
+    that is not an integer 0..255 (a bool, a float, a string are refused too)."""
     if len(values) > limit:
         raise EventError(
             BAD_REQUEST, f"{what} is {len(values)} bytes; at most {limit} are accepted"
         )
     try:
-        return bytes(values)
-    except ValueError:
-        raise EventError(BAD_REQUEST, f"{what} values must be 0..255") from None
+        return bytes(_Ints.validate_python(values))
+    except (ValidationError, ValueError):
+        raise EventError(BAD_REQUEST, f"{what} must be a list of ints 0..255") from None
 
 
 def update_bytes(values: list[int]) -> bytes:

@@ -249,11 +249,13 @@ async def test_read_only_users_store_nothing(ws, people, note):
 @pytest.mark.parametrize(
     "update, message",
     [
-        ([0, 256], "update values must be 0..255"),
-        ([0, -1], "update values must be 0..255"),
+        ([0, 256], "update must be a list of ints 0..255"),
+        ([0, -1], "update must be a list of ints 0..255"),
         ([1, 2, 3], "not a Yjs update"),
         ("AAA=", "update"),
-        ([True, 0], "update"),
+        ([True, 0], "update must be a list of ints 0..255"),
+        ([1.0, 0], "update must be a list of ints 0..255"),
+        (["1", 0], "update must be a list of ints 0..255"),
     ],
 )
 async def test_bad_int_lists_are_refused(ws, people, note, update, message):
