@@ -2,15 +2,17 @@
 
 import base64
 
+from django.db import transaction
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from notes import selectors, services
+from notes import openwebui, selectors, services
 from notes.models import Note, NoteGrant
 from notes.rooms import doc_room, note_room
 from realtime import emit
 from realtime.api.fields import IdField, StrictCharField
+from realtime.dialects import OPENWEBUI, REALTIME
 
 
 def note_output(note: Note, access: str | None = None) -> dict:
@@ -25,6 +27,23 @@ def note_output(note: Note, access: str | None = None) -> dict:
     if access:
         data["access"] = access
     return data
+
+
+def note_changed(note: Note) -> None:
+    """Open WebUI's editors in the note's room get `events:note`, the bare note (this
+    dialect's clients have no such event: they get nothing). After the commit, like
+    every broadcast."""
+
+    def send() -> None:
+        content = services.note_content_view(note=note)
+        emit.room_emit_sync(
+            room=note_room(note.id),
+            event="events:note",
+            data=openwebui.note_object(note=note, content=content),
+            variants={REALTIME: None},
+        )
+
+    transaction.on_commit(send)
 
 
 class NoteListCreateApi(APIView):
@@ -97,8 +116,18 @@ class NoteDetailApi(APIView):
                         "session_id": None,
                         "user_id": request.user.id,
                     },
+                    variants={
+                        OPENWEBUI: (
+                            "ydoc:document:update",
+                            openwebui.update_frame(
+                                document_id, update, None, request.user.id
+                            ),
+                        )
+                    },
                 )
         note.refresh_from_db()
+        if v:
+            note_changed(note)
         return Response(note_output(note, "write"))
 
     def delete(self, request, note_id: str):
@@ -152,6 +181,7 @@ class NoteShareApi(APIView):
             user_id=user_id,
             permission=None if permission == "none" else permission,
         )
+        note_changed(note)
         grants = dict(
             NoteGrant.objects.filter(note=note).values_list("user_id", "permission")
         )

@@ -1,6 +1,9 @@
 """The one module that knows the CRDT library (pycrdt, the Python binding of yrs).
 
-Documents hold their text in one Y.Text named "content" (the demo editor's binding).
+Documents hold their text in one Y.Text named "content" (the demo editor's binding),
+or, for ProseMirror/TipTap editors (Open WebUI), in an XmlFragment named "prosemirror"
+(y-prosemirror) or "default" (TipTap's Collaboration extension). The text of a
+document is its fragment's, when it has one with content, else its Y.Text's.
 Updates and states travel as bytes (Yjs update encoding v1, which npm yjs and y-py
 write too); callers base64 them for JSON.
 
@@ -17,6 +20,11 @@ import pycrdt
 log = logging.getLogger(__name__)
 
 TEXT_NAME = "content"
+# Root names of rich-text documents, in the order they are looked for.
+FRAGMENT_NAMES = ("prosemirror", "default")
+# Element nesting read when deriving text or JSON; deeper nodes are left out (real
+# documents nest lists a few levels; a hostile one must not exhaust the stack).
+MAX_XML_DEPTH = 64
 
 
 class InvalidUpdate(ValueError):
@@ -68,9 +76,86 @@ def doc_from(updates: Iterable[bytes]) -> pycrdt.Doc:
     return doc
 
 
+def _fragment(doc: pycrdt.Doc) -> pycrdt.XmlFragment | None:
+    """The document's rich-text root, if it has one with content."""
+    names = set(doc.keys())
+    for name in FRAGMENT_NAMES:
+        if name in names:
+            try:
+                fragment = doc.get(name, type=pycrdt.XmlFragment)
+                if len(fragment.children):
+                    return fragment
+            except Exception:  # a root of that name holding something else
+                continue
+    return None
+
+
+def _xml_text(node, depth: int) -> str:
+    if isinstance(node, pycrdt.XmlText):
+        return "".join(chunk for chunk, _ in node.diff() if isinstance(chunk, str))
+    if not isinstance(node, pycrdt.XmlElement) or depth > MAX_XML_DEPTH:
+        return ""
+    parts = []
+    for child in node.children:
+        text = _xml_text(child, depth + 1)
+        # Blocks (elements) go on lines of their own; text runs join.
+        if parts and isinstance(child, pycrdt.XmlElement):
+            parts.append("\n")
+        parts.append(text)
+    return "".join(parts)
+
+
+def _xml_json(node, depth: int) -> list[dict]:
+    """ProseMirror JSON nodes of one Yjs XML node (a text gives one per run)."""
+    if isinstance(node, pycrdt.XmlText):
+        nodes = []
+        for chunk, attrs in node.diff():
+            if not isinstance(chunk, str):
+                continue
+            item: dict = {"type": "text", "text": chunk}
+            if attrs:
+                item["marks"] = [
+                    {"type": k, **({"attrs": v} if isinstance(v, dict) and v else {})}
+                    for k, v in attrs.items()
+                ]
+            nodes.append(item)
+        return nodes
+    if not isinstance(node, pycrdt.XmlElement) or depth > MAX_XML_DEPTH:
+        return []
+    item = {"type": node.tag}
+    attrs = dict(node.attributes)
+    if attrs:
+        item["attrs"] = attrs
+    content = [n for child in node.children for n in _xml_json(child, depth + 1)]
+    if content:
+        item["content"] = content
+    return [item]
+
+
 def doc_text(doc: pycrdt.Doc) -> str:
-    """The document's text."""
+    """The document's text: its rich-text fragment's (blocks on lines of their own)
+    when it has one, else its Y.Text's."""
+    try:
+        fragment = _fragment(doc)
+        if fragment is not None:
+            return "\n".join(_xml_text(child, 1) for child in fragment.children)
+    except Exception as exc:  # an odd tree: the Y.Text still counts
+        log.warning("could not read a rich-text document: %s", exc)
     return str(_text(doc))
+
+
+def doc_json(doc: pycrdt.Doc) -> dict | None:
+    """The rich-text fragment as ProseMirror JSON ({"type": "doc", ...}); None for a
+    document without one."""
+    try:
+        fragment = _fragment(doc)
+        if fragment is None:
+            return None
+        content = [n for child in fragment.children for n in _xml_json(child, 1)]
+        return {"type": "doc", "content": content}
+    except Exception as exc:
+        log.warning("could not read a rich-text document: %s", exc)
+        return None
 
 
 def doc_apply(doc: pycrdt.Doc, update: bytes) -> None:
@@ -128,7 +213,12 @@ def text_update(doc: pycrdt.Doc, new_text: str) -> bytes:
         new_text.encode()
     except UnicodeEncodeError:
         raise InvalidText("text holds a lone surrogate") from None
-    old = doc_text(doc)
+    if _fragment(doc) is not None:
+        # Plain text cannot say where its lines go in a tree of elements.
+        raise InvalidText(
+            "the note is rich text (an XmlFragment): edit it in an editor"
+        )
+    old = str(_text(doc))
     if old == new_text:
         return b""
     start = 0

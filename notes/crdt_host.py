@@ -60,6 +60,23 @@ class Host:
             if (doc := self.docs.get(key)) is not None
         }
 
+    def view(self, key: str) -> tuple[bytes, str, dict | None, int] | None:
+        """(state, text, ProseMirror JSON or None, clock) of a held document."""
+        doc = self.docs.get(key)
+        if doc is None:
+            return None
+        return (
+            crdt.doc_state(doc),
+            crdt.doc_text(doc),
+            crdt.doc_json(doc),
+            crdt.doc_clock(doc),
+        )
+
+    def render(self, updates: list[bytes]) -> tuple[str, dict | None]:
+        """(text, ProseMirror JSON or None) of a document made of these updates."""
+        doc = crdt.doc_from(updates)
+        return crdt.doc_text(doc), crdt.doc_json(doc)
+
     def drop(self, keys: list[str]) -> None:
         for key in keys:
             self.docs.pop(key, None)

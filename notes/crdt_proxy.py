@@ -217,6 +217,16 @@ def merge(host: CrdtHost, updates: list[bytes]) -> tuple[bytes, str, int]:
         return host.call("merge", [updates[i] for i in good])
 
 
+def render(host: CrdtHost, updates: list[bytes]) -> tuple[str, dict | None]:
+    """(text, ProseMirror JSON or None) of the document made of these stored
+    updates."""
+    try:
+        return host.call("render", updates)
+    except (Refused, HostCrashed):
+        good = usable(host, updates)
+        return host.call("render", [updates[i] for i in good])
+
+
 def text_update(
     host: CrdtHost, updates: list[bytes], new_text: str
 ) -> tuple[bytes, str, int]:

@@ -206,12 +206,22 @@ class Documents:
 
     async def state(self, note_id: str) -> bytes | None:
         """The up-to-date document as one update; None if the note does not exist."""
+        return await self._read(note_id, "state")
+
+    async def view(self, note_id: str) -> tuple[bytes, str, dict | None, int] | None:
+        """(state, text, ProseMirror JSON or None, clock) of the up-to-date document;
+        None if the note does not exist."""
+        return await self._read(note_id, "view")
+
+    async def _read(self, note_id: str, op: str):
+        """The host's answer to `op` on the up-to-date document (None: no note); an
+        answer of None means the host lost it meanwhile: load and ask again."""
         for _ in range(LOAD_ATTEMPTS):
             if not await self.load([note_id]):
                 return None
-            state = await self.host.run("state", note_id)
-            if state is not None:
-                return state
+            answer = await self.host.run(op, note_id)
+            if answer is not None:
+                return answer
         raise HostCrashed("could not keep the note's document loaded")
 
     async def contents(self, note_ids: list[str]) -> dict[str, tuple[str, int]]:

@@ -22,6 +22,10 @@ class Note(models.Model):
     # replaces content built from a smaller document, so saves racing on two
     # instances never put older text back.
     content_clock = models.BigIntegerField(default=0)
+    # Open WebUI's last `data.content` save from a writer ({md, html, json}), kept
+    # for what the server cannot derive from the document (html); see
+    # notes/openwebui.py for which wins.
+    rendered = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from notes import crdt_proxy
 from notes.crdt_proxy import shared_host
 from notes.models import Note, NoteGrant, NoteSnapshot, NoteUpdate
+from notes.openwebui import content_view
 from notes.rooms import doc_room, note_room
 from realtime import emit
 from realtime.errors import BAD_REQUEST, EventError
@@ -268,13 +269,29 @@ def content_replace(*, note: Note, content: str, author_id: int) -> bytes:
     """Turn the document's text into `content` (REST edits); returns the update to
     relay to open editors, already stored."""
     _require_text(content)
-    update, text, clock = crdt_proxy.text_update(
-        shared_host(), document_updates(note=note), content
-    )
+    try:
+        update, text, clock = crdt_proxy.text_update(
+            shared_host(), document_updates(note=note), content
+        )
+    except crdt_proxy.InvalidText as exc:
+        raise EventError(BAD_REQUEST, str(exc)) from None
     if update:
         update_store(note=note, update=update, author_id=author_id)
     contents_store(contents={note.id: (text, clock)})
     return update
+
+
+def rendered_store(*, note_id: str, rendered: dict) -> None:
+    """Keep a writer's Open WebUI `data.content` save; it never changes `content`
+    or the document (notes/openwebui.py says which wins)."""
+    Note.objects.filter(id=note_id).update(rendered=rendered)
+
+
+def note_content_view(*, note: Note) -> dict | None:
+    """The {md, html, json} of a note, derived from its document where the server
+    can derive it (notes/openwebui.py)."""
+    text, json = crdt_proxy.render(shared_host(), document_updates(note=note))
+    return content_view(note.rendered, text, json)
 
 
 def pending_update_count(*, note_id: str) -> int:

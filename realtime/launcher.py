@@ -146,7 +146,7 @@ class ServerProcess:
         limit = str(
             self.env.get("MAX_FRAME_BYTES")
             or os.environ.get("MAX_FRAME_BYTES")
-            or 1024 * 1024
+            or 16 * 1024 * 1024
         )
         env = {**os.environ, **self.env}
         cmd = [

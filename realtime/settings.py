@@ -251,8 +251,10 @@ WS_PING_TIMEOUT = env_int("WS_PING_TIMEOUT", WS_PING_TIMEOUT_DEFAULT)
 # Open WebUI's switch between WebSocket and HTTP long-polling. There is no polling
 # transport here yet: false changes nothing but a startup warning (README).
 ENABLE_WEBSOCKET_SUPPORT = env_bool("ENABLE_WEBSOCKET_SUPPORT", True)
-# Frames above this close the socket with 1009; big enough for a pasted document.
-MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 1024 * 1024)
+# Frames above this close the socket with 1009. Open WebUI writes Yjs updates as JSON
+# lists of ints, up to 4 characters a byte: 16 MiB lets an update over the 2 MiB
+# NOTE_UPDATE_MAX_BYTES arrive whole and be refused with an error, not a close.
+MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 16 * 1024 * 1024)
 # An unauthenticated socket holds memory and a file descriptor; it gets this long.
 AUTH_TIMEOUT = env_float("AUTH_TIMEOUT", 10.0)
 # Liveness key TTL of an instance; its sessions vanish within 2x this after a crash.
@@ -285,6 +287,16 @@ NOTE_CRDT_TIMEOUT = env_float("NOTE_CRDT_TIMEOUT", 10.0)
 # Address space of that child; an update that makes pycrdt exceed it ends the child,
 # never the server.
 NOTE_CRDT_MEMORY_MB = env_int("NOTE_CRDT_MEMORY_MB", 2048)
+# Bytes of one Yjs update (after decoding); Open WebUI's own limit is also 2 MiB.
+NOTE_UPDATE_MAX_BYTES = env_int("NOTE_UPDATE_MAX_BYTES", 2 * 1024 * 1024)
+# Bytes of one awareness update (cursors, names: a few hundred bytes in practice).
+NOTE_AWARENESS_MAX_BYTES = env_int("NOTE_AWARENESS_MAX_BYTES", 64 * 1024)
+# Bytes of an Open WebUI `data.content` save ({md, html, json} as JSON); notes of a
+# few hundred pages stay below it.
+NOTE_CONTENT_MAX_BYTES = env_int("NOTE_CONTENT_MAX_BYTES", 2 * 1024 * 1024)
+# Documents one session may have open at once (Open WebUI allows 20 too): each one
+# is a room and, on the server, a loaded document.
+NOTE_MAX_OPEN_DOCUMENTS = env_int("NOTE_MAX_OPEN_DOCUMENTS", 20)
 # Yjs documents each process keeps in memory (least recently used are dropped).
 NOTE_DOCUMENT_CACHE = env_int("NOTE_DOCUMENT_CACHE", 1000)
 # Streamed text is written to the database at most this often per message (seconds).

@@ -13,6 +13,6 @@ echo "Serving on http://127.0.0.1:${port}/  (WebSocket: ws://127.0.0.1:${port}/w
 # and lets the app use every close code (daphne allows only 1000 and 3000-4999). Its
 # ping closes peers that stopped answering (WS_PING_*, or Open WebUI's names).
 exec uvicorn realtime.asgi:application --host "${HOST:-127.0.0.1}" --port "${port}" \
-  --ws-max-size "${MAX_FRAME_BYTES:-1048576}" --ws-per-message-deflate false --no-access-log \
+  --ws-max-size "${MAX_FRAME_BYTES:-16777216}" --ws-per-message-deflate false --no-access-log \
   --ws-ping-interval "${WS_PING_INTERVAL:-${WEBSOCKET_SERVER_PING_INTERVAL:-25}}" \
   --ws-ping-timeout "${WS_PING_TIMEOUT:-${WEBSOCKET_SERVER_PING_TIMEOUT:-20}}"

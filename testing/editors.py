@@ -12,6 +12,11 @@ from testing.clients import RealSocket, SocketClient
 TEXT = "content"
 
 
+def yjs_bytes(value: str | list[int]) -> bytes:
+    """Yjs bytes as either dialect sends them: base64, or Open WebUI's int list."""
+    return bytes(value) if isinstance(value, list) else base64.b64decode(value)
+
+
 def text_of(update: bytes) -> str:
     """The text of a document made of one update (a state)."""
     doc = pycrdt.Doc()
@@ -38,9 +43,13 @@ class RemoteEditor:
         self._reader: asyncio.Task | None = None
 
     @classmethod
-    async def open(cls, url: str, user, note_id: str) -> "RemoteEditor":
-        """Connect as `user` and join the note's document."""
-        client = await SocketClient.open(RealSocket(url, max_size=None), user)
+    async def open(
+        cls, url: str, user, note_id: str, protocol: str | None = None
+    ) -> "RemoteEditor":
+        """Connect as `user` (in dialect `protocol`) and join the note's document."""
+        client = await SocketClient.open(
+            RealSocket(url, max_size=None), user, protocol=protocol
+        )
         editor = cls(client, f"note:{note_id}")
         editor._reader = asyncio.get_running_loop().create_task(editor._read())
         await editor.join()
@@ -148,7 +157,7 @@ class SandboxedReader(RemoteEditor):
 
     async def _on_event(self, event: str, data: dict) -> None:
         if event == "ydoc:document:state":
-            state = base64.b64decode(data["state"])
+            state = yjs_bytes(data["state"])
             _, self.joined_text, _ = await self.host.run("merge", [state])
         elif event == "ydoc:document:update":
             self.relayed += 1

@@ -142,13 +142,9 @@ def mutants(corpus: list[bytes], count: int, seed: int = 1) -> Iterator[bytes]:
             yield bytes(data[:at]) + other[rnd.randrange(len(other)) :]
 
 
-def awareness_mutants(count: int, seed: int = 2) -> Iterator[bytes]:
-    """Awareness updates, real and broken: bad JSON, huge counts, truncations."""
-    rnd = random.Random(seed)
-    real = [
-        awareness_update(rnd.randrange(2**32), rnd.randrange(100), json.dumps(state))
-        for state in ({"user": {"name": "a"}}, {"cursor": {"anchor": 1}}, None)
-    ]
+def _broken(rnd: random.Random, real: list[bytes], count: int, odd) -> Iterator[bytes]:
+    """`count` of: random bytes, truncations and bit flips of `real` ones, `odd(data)`
+    (the format's own kind of breakage, or None), and real ones unchanged."""
     for _ in range(count):
         data = bytearray(rnd.choice(real))
         kind = rnd.random()
@@ -156,10 +152,83 @@ def awareness_mutants(count: int, seed: int = 2) -> Iterator[bytes]:
             yield rnd.randbytes(rnd.randint(0, 40))
         elif kind < 0.4:
             yield bytes(data[: rnd.randint(0, len(data) - 1)])
-        elif kind < 0.7:
+        elif kind < 0.6:
             data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
             yield bytes(data)
-        elif kind < 0.85:
-            yield varuint(rnd.choice([2**31, 2**53])) + bytes(data[1:])
+        elif kind < 0.85 and (broken := odd(data)) is not None:
+            yield broken
         else:
             yield bytes(data)
+
+
+def awareness_mutants(count: int, seed: int = 2) -> Iterator[bytes]:
+    """Awareness updates, real and broken: bad JSON, huge counts, truncations."""
+    rnd = random.Random(seed)
+    real = [
+        awareness_update(rnd.randrange(2**32), rnd.randrange(100), json.dumps(state))
+        for state in ({"user": {"name": "a"}}, {"cursor": {"anchor": 1}}, None)
+    ]
+    yield from _broken(
+        rnd,
+        real,
+        count,
+        lambda data: varuint(rnd.choice([2**31, 2**53])) + bytes(data[1:]),
+    )
+
+
+def rich_updates(seed: int = 3) -> list[bytes]:
+    """Updates of TipTap/ProseMirror editors (Open WebUI's): an XmlFragment named
+    "default" or "prosemirror" with paragraphs, headings with attributes, nested
+    lists, formatted runs and embeds, typed one change at a time."""
+    rnd = random.Random(seed)
+    updates: list[bytes] = []
+    for name in ("default", "prosemirror"):
+        doc = pycrdt.Doc()
+        doc.observe(lambda event: updates.append(event.update))
+        fragment = doc.get(name, type=pycrdt.XmlFragment)
+        for i in range(15):
+            kind = rnd.random()
+            if kind < 0.4:
+                para = fragment.children.append(pycrdt.XmlElement("paragraph"))
+                run = para.children.append(pycrdt.XmlText(rnd.choice(["a", "é 😀"])))
+                run.insert(len(str(run).encode()), "b", {"bold": True})
+            elif kind < 0.6:
+                heading = pycrdt.XmlElement("heading", {"level": str(i % 6 + 1)})
+                fragment.children.append(heading).children.append(
+                    pycrdt.XmlText("title")
+                )
+            elif kind < 0.8:
+                items = fragment.children.append(pycrdt.XmlElement("bulletList"))
+                item = items.children.append(pycrdt.XmlElement("listItem"))
+                inner = item.children.append(pycrdt.XmlElement("paragraph"))
+                inner.children.append(pycrdt.XmlText("item"))
+            else:
+                para = fragment.children.append(pycrdt.XmlElement("paragraph"))
+                run = para.children.append(pycrdt.XmlText("x"))
+                run.insert_embed(0, {"image": "y.png"})
+        updates.append(doc.get_update())
+    return updates
+
+
+def int_lists(inputs: list[bytes], seed: int = 4) -> Iterator[list]:
+    """The inputs as Open WebUI's int lists, a tenth of them broken the ways a list
+    can be: a value over 255 or negative, a float, a bool, a string, null, a list."""
+    rnd = random.Random(seed)
+    wrong = [256, -1, 2**53, 1.5, True, "1", None, [1]]
+    for data in inputs:
+        values: list = list(data)
+        if rnd.random() < 0.1:
+            values.insert(rnd.randint(0, len(values)), rnd.choice(wrong))
+        yield values
+
+
+def json_awareness_mutants(count: int, seed: int = 5) -> Iterator[bytes]:
+    """Open WebUI's awareness (UTF-8 JSON of {clientID: state}), real and broken: not
+    UTF-8, not JSON, not an object, truncated, deeply nested."""
+    rnd = random.Random(seed)
+    real = [
+        json.dumps({str(rnd.randrange(2**32)): state}).encode()
+        for state in ({"user": {"name": "a", "color": "#fff"}}, {"cursor": None})
+    ]
+    odd = [b"[" * 10_000 + b"]" * 10_000, b"[1]", b'"s"', b"null", b"1e999"]
+    yield from _broken(rnd, real, count, lambda data: rnd.choice(odd))

@@ -4,6 +4,7 @@ where they should in any script, and client bytes are checked before pycrdt."""
 import base64
 import json
 
+import pycrdt
 import pytest
 
 from notes import crdt, crdt_proxy
@@ -96,3 +97,61 @@ def test_a_stored_update_pycrdt_refuses_is_left_out():
     good = crdt.seed_update("kept")
     doc = crdt.doc_from([b"\x01\x01garbage", good])
     assert crdt.doc_text(doc) == "kept"
+
+
+def _rich(name: str):
+    doc = pycrdt.Doc()
+    fragment = doc.get(name, type=pycrdt.XmlFragment)
+    heading = fragment.children.append(pycrdt.XmlElement("heading", {"level": 2}))
+    heading.children.append(pycrdt.XmlText("Plan"))
+    para = fragment.children.append(pycrdt.XmlElement("paragraph"))
+    run = para.children.append(pycrdt.XmlText("do "))
+    run.insert(3, "it", {"bold": True})
+    items = fragment.children.append(pycrdt.XmlElement("bulletList"))
+    for word in ("one", "two"):
+        item = items.children.append(pycrdt.XmlElement("listItem"))
+        inner = item.children.append(pycrdt.XmlElement("paragraph"))
+        inner.children.append(pycrdt.XmlText(word))
+    return doc
+
+
+@pytest.mark.parametrize("name", crdt.FRAGMENT_NAMES)
+def test_rich_text_documents_give_text_and_prosemirror_json(name):
+    """An XmlFragment of either name TipTap and y-prosemirror use: blocks on lines of
+    their own, ProseMirror JSON with attributes and marks, and a Y.Text root beside
+    it does not count."""
+    doc = crdt.doc_from([_rich(name).get_update()])
+    assert crdt.doc_text(doc) == "Plan\ndo it\none\ntwo"
+    json_doc = crdt.doc_json(doc)
+    heading, para, items = json_doc["content"]
+    assert heading == {
+        "type": "heading",
+        "attrs": {"level": 2},
+        "content": [{"type": "text", "text": "Plan"}],
+    }
+    assert para["content"][1] == {
+        "type": "text",
+        "text": "it",
+        "marks": [{"type": "bold"}],
+    }
+    assert [i["content"][0]["content"][0]["text"] for i in items["content"]] == [
+        "one",
+        "two",
+    ]
+    # A plain-text document has no JSON; its text is the Y.Text's.
+    plain = crdt.doc_from([crdt.seed_update("plain")])
+    assert crdt.doc_json(plain) is None and crdt.doc_text(plain) == "plain"
+    # REST's plain-text replace refuses a rich document rather than hide the edit.
+    with pytest.raises(crdt.InvalidText):
+        crdt.text_update(doc, "flat")
+
+
+def test_deeply_nested_elements_are_cut_not_a_crash():
+    doc = pycrdt.Doc()
+    node = doc.get("default", type=pycrdt.XmlFragment)
+    for _ in range(crdt.MAX_XML_DEPTH + 50):
+        node = node.children.append(pycrdt.XmlElement("blockquote"))
+    node.children.append(pycrdt.XmlText("deep"))
+    rebuilt = crdt.doc_from([doc.get_update()])
+    assert crdt.doc_text(rebuilt) == ""  # the text lies below the cut
+    assert crdt.doc_json(rebuilt)["content"][0]["type"] == "blockquote"

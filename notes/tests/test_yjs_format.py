@@ -20,6 +20,10 @@ def test_every_real_update_passes():
     for update in fuzzing.real_updates():
         assert yjs_format.check_update(update, max_structs=MAX) >= 0
     assert yjs_format.check_update(b"\x00\x00", max_structs=MAX) == 0  # empty diff
+    # TipTap / ProseMirror documents (Open WebUI's): elements, XML text, formatting,
+    # embeds under an XmlFragment.
+    for update in fuzzing.rich_updates():
+        assert yjs_format.check_update(update, max_structs=MAX) >= 0
 
 
 def test_crafted_killers_are_refused():
