@@ -9,6 +9,15 @@ from channels.db import database_sync_to_async
 from chats.models import ChatRead
 from realtime.dialects import OPENWEBUI
 from realtime.state import get_state
+from testing.chat_events import (
+    call,
+    chat_events,
+    event,
+    frame,
+    quiet,
+    send,
+    users,
+)
 from testing.factories import chat_create, chat_shared, users_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,71 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 async def trio():
     return await users_create("alice", "bob", "carol")
-
-
-def frame(chat_id, type_, data=None, **extra) -> dict:
-    inner = {"type": type_} if data is None else {"type": type_, "data": data}
-    return {"chat_id": chat_id, "data": inner, **extra}
-
-
-async def send(client, data) -> None:
-    """An emit without an ack, as Open WebUI sends leave, typing and last_read_at."""
-    await client.send({"event": "events:chat", "data": data})
-
-
-async def call(client, data) -> dict:
-    """Emit events:chat with an ack; the ack frame. Frames that came first (an error
-    event, presence) are kept for `event` and `chat_events`."""
-    ack = client.new_ack()
-    await client.send({"event": "events:chat", "data": data, "ack": ack})
-    while True:
-        got = await client.recv()
-        if got.get("ack") == ack:
-            return got
-        client.__dict__.setdefault("backlog", []).append(got)
-
-
-async def event(client, name: str, timeout: float = 2, kind: str | None = None):
-    """The data of the next event `name` (of `events` type `kind`), kept or new."""
-
-    def wanted(got: dict) -> bool:
-        if got.get("event") != name:
-            return False
-        return kind is None or got["data"]["data"]["type"] == kind
-
-    backlog = client.__dict__.setdefault("backlog", [])
-    for got in list(backlog):
-        backlog.remove(got)
-        if wanted(got):
-            return got["data"]
-    while True:
-        got = await client.recv(timeout)
-        if wanted(got):
-            return got["data"]
-
-
-async def chat_events(client, kind: str, timeout: float = 2) -> dict:
-    """The next `events` frame of type `kind` (others are skipped)."""
-    return await event(client, "events", timeout, kind)
-
-
-async def quiet(client, kind: str, wait: float = 0.4) -> bool:
-    """True if no `events` of type `kind` arrives within `wait` (others are kept)."""
-    backlog = client.__dict__.setdefault("backlog", [])
-    loop = asyncio.get_running_loop()
-    end = loop.time() + wait
-    while loop.time() < end:
-        if await client.nothing(0.05):
-            continue
-        backlog.append(await client.recv())
-    return not any(
-        got.get("event") == "events" and got["data"]["data"]["type"] == kind
-        for got in backlog
-    )
-
-
-def users(*people) -> list[dict]:
-    return [{"id": p.id, "name": p.display_name} for p in people]
 
 
 async def join(client, chat) -> dict:

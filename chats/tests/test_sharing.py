@@ -6,11 +6,15 @@ from channels.db import database_sync_to_async
 
 from chats.emitter import get_event_emitter
 from chats.models import ChatGrant, Message
-from chats.tests.test_events import call, chat_events, frame, join, quiet, users
 from realtime.dialects import OPENWEBUI
+from testing.chat_events import call, chat_events, frame, quiet, users
 from testing.factories import api_for, chat_create, chat_shared, users_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def join(client, chat) -> dict:
+    return await call(client, frame(chat.id, "join"))
 
 
 @pytest.fixture
