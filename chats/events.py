@@ -26,13 +26,16 @@ from chats.rooms import CHAT_ROOM_PREFIX, chat_room
 from realtime import emit, events, wire
 from realtime.db import background_db
 from realtime.dialects import OPENWEBUI
-from realtime.errors import FORBIDDEN, EventError
+from realtime.errors import BAD_REQUEST, FORBIDDEN, EventError
 from realtime.events import Payload, on
 from realtime.hub import get_hub
 from realtime.session import per_session
 
 # The `events` type that answers last_read_at (Open WebUI's sidebar reads it).
 LIST_TYPE = "chat:list"
+# Chats one socket may have joined at once. Open WebUI's page has one open and leaves
+# it on navigation; the bound keeps what one socket holds in the state store small.
+CHATS_PER_SESSION = 20
 # Answered with the bare boolean on openwebui sockets.
 BOOLEAN_TYPES = {"join", "leave", "typing"}
 
@@ -85,6 +88,11 @@ async def chat_event(session, payload: ChatEvent) -> Any:
 
 
 async def _join(session, payload: ChatEvent) -> bool:
+    joined = [r for r in session.rooms if r.startswith(CHAT_ROOM_PREFIX)]
+    if len(joined) >= CHATS_PER_SESSION and chat_room(payload.chat_id) not in joined:
+        raise EventError(
+            BAD_REQUEST, f"at most {CHATS_PER_SESSION} joined chats per socket"
+        )
     chat, access = await _access(session, payload.chat_id)
     _joined(session)[chat.id] = access
     await (await get_hub()).join(session, chat_room(chat.id))

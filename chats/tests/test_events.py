@@ -287,3 +287,17 @@ async def test_usage_as_open_webui_sends_it_touches_no_chat(ws, trio):
     assert count == 0
     bad = await b.call("usage", {**usage, "chat_id": 7})
     assert bad["error"]["code"] == "bad_request"
+
+
+async def test_a_socket_joins_at_most_twenty_chats(ws, trio):
+    alice, _, _ = trio
+    chats = [await chat_create(alice) for _ in range(21)]
+    a = await ws(alice, protocol=OPENWEBUI)
+    for chat in chats[:20]:
+        assert (await join(a, chat))["data"] is True
+    assert (await join(a, chats[20]))["data"] is False
+    error = await event(a, "error")
+    assert error["code"] == "bad_request" and "at most 20" in error["message"]
+    assert (await join(a, chats[0]))["data"] is True  # one it is in: fine
+    await call(a, frame(chats[0].id, "leave"))
+    assert (await join(a, chats[20]))["data"] is True
