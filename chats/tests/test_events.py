@@ -157,7 +157,7 @@ async def test_typing_before_joining_is_forbidden(ws, trio):
     }
 
 
-async def test_leave_and_disconnect_update_presence_and_end_typing(ws, trio):
+async def test_leave_and_disconnect_update_presence_and_end_typing(backend, ws, trio):
     alice, bob, carol = trio
     chat = await chat_shared(alice, writers=[bob, carol])
     a, b, c = await ws(alice), await ws(bob), await ws(carol, protocol=OPENWEBUI)
