@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chats.models import Chat, Message
+from chats.models import Chat, ChatGrant, Message
 
 
 class MessageInline(admin.TabularInline):
@@ -11,6 +11,21 @@ class MessageInline(admin.TabularInline):
     show_change_link = True
 
 
+class ChatGrantInline(admin.TabularInline):
+    """Who the chat is shared with. Read-only here: sharing goes through the share
+    endpoints (chats.services.chat_grant), which also take a revoked user's open
+    sockets out of the chat's room."""
+
+    model = ChatGrant
+    extra = 0
+    fields = ("user", "permission")
+    readonly_fields = ("user", "permission")
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Chat)
 class ChatAdmin(admin.ModelAdmin):
     """Chats with their messages."""
@@ -18,7 +33,7 @@ class ChatAdmin(admin.ModelAdmin):
     list_display = ("title", "owner", "updated_at")
     search_fields = ("id", "title", "owner__username")
     raw_id_fields = ("owner",)
-    inlines = [MessageInline]
+    inlines = [ChatGrantInline, MessageInline]
 
 
 @admin.register(Message)

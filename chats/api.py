@@ -1,4 +1,5 @@
-"""REST for chats, completions and tasks. Another user's chat or task is 404."""
+"""REST for chats, sharing, completions and tasks. Another user's chat or task is 404,
+unless the chat is shared with the caller (then they may GET it)."""
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -6,13 +7,19 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chats import services
+from chats import selectors, services
 from chats.fake_model import MODEL_ID
 from chats.generation import generation_run
 from chats.models import DEFAULT_TITLE, Chat
 from realtime import tasks
-from realtime.api.fields import StrictCharField, StrictFloatField, StrictIntegerField
-from realtime.errors import NOT_FOUND, EventError
+from realtime.api.fields import (
+    IdField,
+    PathIdsMixin,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+)
+from realtime.errors import FORBIDDEN, NOT_FOUND, EventError
 
 
 class MessageOutput(serializers.Serializer):
@@ -48,13 +55,58 @@ class ChatListCreateApi(APIView):
 
 
 class ChatDetailApi(APIView):
-    """GET /api/chats/{id}/: the chat with its messages."""
+    """GET /api/chats/{id}/: the chat with its messages (owner or grantee), and the
+    caller's access: "write" or "read"."""
 
     def get(self, request, chat_id: str):
-        chat = services.chat_get_for(user_id=request.user.id, chat_id=chat_id)
+        chat = selectors.chat_get_shared_for(chat_id=chat_id, user_id=request.user.id)
         data = ChatOutput(chat).data
+        data["access"] = selectors.chat_access(chat=chat, user_id=request.user.id)
         data["messages"] = MessageOutput(chat.messages.all(), many=True).data
         return Response(data)
+
+
+def _owned_chat(request, chat_id: str):
+    # Grantees learn the chat exists, so they are told they may not share it.
+    chat = selectors.chat_get_shared_for(chat_id=chat_id, user_id=request.user.id)
+    if chat.owner_id != request.user.id:
+        raise EventError(FORBIDDEN, "only the owner shares a chat")
+    return chat
+
+
+class ChatShareApi(APIView):
+    """POST /api/chats/{id}/share/ {user_id, permission: read|write} (owner): share the
+    chat or change a grant; answers every grant."""
+
+    class InputSerializer(serializers.Serializer):
+        user_id = IdField()
+        permission = serializers.ChoiceField(choices=["read", "write"])
+
+    def post(self, request, chat_id: str):
+        chat = _owned_chat(request, chat_id)
+        body = self.InputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user_id = body.validated_data["user_id"]
+        if user_id == chat.owner_id or not selectors.user_exists(user_id=user_id):
+            raise EventError(NOT_FOUND, "no such user")
+        services.chat_grant(
+            chat=chat, user_id=user_id, permission=body.validated_data["permission"]
+        )
+        return Response({"grants": selectors.chat_grants(chat=chat)})
+
+
+class ChatShareRevokeApi(PathIdsMixin, APIView):
+    """DELETE /api/chats/{id}/share/{user_id}/ (owner): revoke a grant; the user's
+    sessions leave the chat's room at once. Answers the remaining grants."""
+
+    path_ids = ("user_id",)
+
+    def delete(self, request, chat_id: str, user_id: int):
+        chat = _owned_chat(request, chat_id)
+        if str(user_id) not in selectors.chat_grants(chat=chat):
+            raise EventError(NOT_FOUND, "no such grant")
+        services.chat_grant(chat=chat, user_id=user_id, permission=None)
+        return Response({"grants": selectors.chat_grants(chat=chat)})
 
 
 class ChatCompletionApi(APIView):

@@ -8,6 +8,8 @@ class ChatsConfig(AppConfig):
     verbose_name = "Chats"
 
     def ready(self) -> None:
+        # Socket events and the chat room kind register themselves on import.
+        from chats import events as chat_events  # noqa: F401
         from chats import streams
         from realtime import events
 

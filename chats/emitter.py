@@ -5,7 +5,9 @@
 
 Every call persists by type, then sends `events` {"chat_id", "message_id", "data":
 event} to room user:{id} (all of the user's sessions, every instance) carrying only
-the new piece. What each type stores, and how, is one row of KINDS: a check of its
+the new piece, and, when the chat is shared, a copy with `"shared": true, "user_id"`
+to room chat:{id} (its collaborators; the owner's sessions are skipped there, having
+had theirs). What each type stores, and how, is one row of KINDS: a check of its
 data (run before anything is sent) and its write. Streamed text is buffered per
 message (chats/streams.py) and written at most every STREAM_FLUSH_INTERVAL, and at
 once before any other event type, on done, on cancellation and on graceful shutdown.
@@ -17,10 +19,11 @@ from functools import partial
 from typing import Any
 
 from chats import services
-from chats.models import Message
+from chats.models import ChatGrant, Message
+from chats.rooms import chat_room
 from chats.streams import MessageStream, stream_close, stream_for
 from realtime.db import background_db
-from realtime.emit import user_emit
+from realtime.emit import room_emit, user_emit
 from realtime.errors import BAD_REQUEST, EventError
 
 # The last event of a message that did not complete; it stores how it ended.
@@ -43,6 +46,9 @@ class EventEmitter:
         self.persist = persist and not str(chat_id).startswith("local:")
         self._ready = False
         self._chat_checked = False
+        # Whether the chat had grants when its first event came: a grant made during
+        # a message gets shared copies from the next message on.
+        self.shared = False
 
     async def __call__(self, event: dict) -> None:
         """Persist one event by type, then send it to every session of the user.
@@ -60,21 +66,25 @@ class EventEmitter:
                 done = spec.store(self, stream_for(**self.ids), value)
                 if done is not None:  # streamed text is a buffer append: no await
                     await done
-        await user_emit(
-            user_id=self.user_id,
-            event="events",
-            data={
-                "chat_id": self.chat_id,
-                "message_id": self.message_id,
-                "data": event,
-            },
-        )
+        envelope = {
+            "chat_id": self.chat_id,
+            "message_id": self.message_id,
+            "data": event,
+        }
+        await user_emit(user_id=self.user_id, event="events", data=envelope)
+        if self.shared:
+            await room_emit(
+                room=chat_room(self.chat_id),
+                event="events",
+                data={**envelope, "shared": True, "user_id": self.user_id},
+                skip_user_id=self.user_id,
+            )
 
     async def _prepare(self, *, stored: bool) -> None:
         # Nothing is sent about a chat the user does not own (not_found); the message
         # row is made when the first stored event comes.
         if not self._chat_checked:
-            await background_db(services.chat_get_for)(
+            self.shared = await background_db(_chat_shared)(
                 user_id=self.user_id, chat_id=self.chat_id
             )
             self._chat_checked = True
@@ -93,6 +103,12 @@ class EventEmitter:
         """Flush and release the message's stream."""
         if self.persist:
             await stream_close(**self.ids)
+
+
+def _chat_shared(*, user_id: int, chat_id: str) -> bool:
+    # not_found for a chat the user does not own; else whether it has grants.
+    chat = services.chat_get_for(user_id=user_id, chat_id=chat_id)
+    return ChatGrant.objects.filter(chat=chat).exists()
 
 
 def get_event_emitter(

@@ -86,3 +86,38 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat_id}/{self.message_id}"
+
+
+class ChatGrant(models.Model):
+    """Another user's access to a chat: read (see it, its stream and who is there) or
+    write (also type in it)."""
+
+    class Permission(models.TextChoices):
+        READ = "read"
+        WRITE = "write"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_grants"
+    )
+    permission = models.CharField(max_length=8, choices=Permission.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "user"], name="unique_chat_grant")
+        ]
+
+
+class ChatRead(models.Model):
+    """When a user last read a chat (events:chat last_read_at)."""
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_reads"
+    )
+    last_read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "user"], name="unique_chat_read")
+        ]

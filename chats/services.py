@@ -1,4 +1,5 @@
-"""Writes to chats and messages; the emitter, REST views and tasks all call these.
+"""Writes to chats and messages, grants and read marks; the emitter, REST views,
+socket events and tasks all call these.
 
 Streaming writes are single UPDATE statements on one message row: text is appended in
 SQL (no read-modify-write of the content, never of the whole chat).
@@ -12,8 +13,12 @@ from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from chats.models import DEFAULT_TITLE, Chat, Message
+from chats.models import DEFAULT_TITLE, Chat, ChatGrant, ChatRead, Message
+from chats.presence import presence_event
+from chats.rooms import chat_room
+from chats.selectors import users_public
 from realtime import emit
+from realtime.dialects import OPENWEBUI
 from realtime.errors import NOT_FOUND, EventError
 
 # The `events` type that carries a stored prompt to every session of its user: Open
@@ -222,3 +227,54 @@ def chat_title_from_answer(*, chat_id: str, title: str) -> int:
 def chat_set_tags(*, chat_id: str, tags: list) -> int:
     """Replace a chat's tags."""
     return Chat.objects.filter(id=chat_id).update(tags=tags, updated_at=timezone.now())
+
+
+# The event a user's sessions get when their access to a chat changed.
+ACCESS_EVENT = "chat:access"
+
+
+def chat_grant(*, chat: Chat, user_id: int, permission: str | None) -> None:
+    """Share a chat with another user (read or write), or revoke (permission None).
+
+    A session's access is checked when it joins the chat's room, so after any change
+    the user's sessions leave the room, on every instance, and must join again; the
+    others get the presence without them."""
+    if permission is None:
+        ChatGrant.objects.filter(chat=chat, user_id=user_id).delete()
+    else:
+        ChatGrant.objects.update_or_create(
+            chat=chat, user_id=user_id, defaults={"permission": permission}
+        )
+    chat_id = chat.id
+    transaction.on_commit(lambda: _access_changed(chat_id, user_id, permission))
+
+
+def _access_changed(chat_id: str, user_id: int, permission: str | None) -> None:
+    room = chat_room(chat_id)
+    present = emit.room_user_ids_sync(room=room)
+    emit.room_leave_for_users_sync(room=room, user_ids=[user_id])
+    if user_id in present:
+        users = users_public(user_ids=[u for u in present if u != user_id])
+        emit.room_emit_sync(
+            room=room,
+            event="events",
+            data=presence_event(chat_id=chat_id, users=users),
+            skip_user_id=user_id,
+        )
+    # Open WebUI's client has no such event: its next events:chat is refused, and
+    # the refusal makes its page reload the chat and join again.
+    emit.user_emit_sync(
+        user_id=user_id,
+        event=ACCESS_EVENT,
+        data={"chat_id": chat_id, "permission": permission},
+        variants={OPENWEBUI: None},
+    )
+
+
+def chat_mark_read(*, chat: Chat, user_id: int) -> datetime:
+    """Record that the user read the chat now; returns when."""
+    at = timezone.now()
+    ChatRead.objects.update_or_create(
+        chat=chat, user_id=user_id, defaults={"last_read_at": at}
+    )
+    return at

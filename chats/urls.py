@@ -7,6 +7,12 @@ from chats import api
 urlpatterns = [
     path("chats/", api.ChatListCreateApi.as_view(), name="chat_list"),
     path("chats/<str:chat_id>/", api.ChatDetailApi.as_view(), name="chat_detail"),
+    path("chats/<str:chat_id>/share/", api.ChatShareApi.as_view(), name="chat_share"),
+    path(
+        "chats/<str:chat_id>/share/<str:user_id>/",
+        api.ChatShareRevokeApi.as_view(),
+        name="chat_share_revoke",
+    ),
     path(
         "chats/<str:chat_id>/completions",
         api.ChatCompletionApi.as_view(),

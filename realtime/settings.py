@@ -307,6 +307,11 @@ FAKE_MODEL_TOKENS = env_int("FAKE_MODEL_TOKENS", 60)
 # A channel typist is shown as typing this long after their last `typing` frame:
 # Open WebUI's front end repeats `typing: true` while its user types, never `false`.
 CHANNEL_TYPING_TIMEOUT = env_float("CHANNEL_TYPING_TIMEOUT", 5.0)
+# A chat's typing indicator ends this many seconds after the typist's last refresh:
+# Open WebUI's client refreshes at most every 2 s and may never send `typing: false`.
+CHAT_TYPING_TIMEOUT = env_float("CHAT_TYPING_TIMEOUT", 5.0)
+# A session starts typing in a chat (is relayed `typing: true`) at most this often.
+CHAT_TYPING_INTERVAL = env_float("CHAT_TYPING_INTERVAL", 0.5)
 # Token bucket per socket: sustained frames per second and burst size.
 FRAME_RATE = env_float("FRAME_RATE", 100.0)
 FRAME_BURST = env_int("FRAME_BURST", 200)

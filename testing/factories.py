@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from chats import services as chat_services
 from chats.models import Chat
 from notes import services as note_services
 
@@ -51,5 +52,21 @@ async def note_shared(owner, writers, content: str = "") -> str:
         for user in writers:
             note_services.note_grant(note=note, user_id=user.id, permission="write")
         return note.id
+
+    return await database_sync_to_async(create)()
+
+
+async def chat_shared(owner, *, readers=(), writers=(), **fields) -> Chat:
+    """A chat of `owner` shared read-only with `readers` and writable with `writers`
+    (through the service, as the share endpoint does)."""
+
+    def create():
+        chat = Chat.objects.create(owner=owner, **fields)
+        for users, permission in ((readers, "read"), (writers, "write")):
+            for user in users:
+                chat_services.chat_grant(
+                    chat=chat, user_id=user.id, permission=permission
+                )
+        return chat
 
     return await database_sync_to_async(create)()

@@ -166,7 +166,9 @@ async def test_call_reaches_a_session_on_another_instance(cluster, people):
     call = get_event_call(alice.id, tab.sid, "chat-9", "m9", timeout=5)
     result = await call({"type": "execute:python", "data": {"code": "1"}})
     await answering
-    assert result == {"echo": {"type": "execute:python", "data": {"code": "1"}}}
+    # The call carries the called socket's id, as Open WebUI's client requires.
+    asked = {"type": "execute:python", "data": {"code": "1", "session_id": tab.sid}}
+    assert result == {"echo": asked}
     # Someone else's session is refused before anything reaches it.
     bob_call = get_event_call(people["bob"].id, tab.sid, "chat-9", "m9", timeout=1)
     with pytest.raises(EventError) as raised:
