@@ -24,6 +24,15 @@ YJS_BUNDLE = ROOT / "realtime" / "static" / "realtime" / "vendor" / "yjs.js"
 WAIT_MS = 15_000
 
 
+def need_yjs_bundle() -> None:
+    """Skip (fail, when services are required) a test of a page that needs Yjs."""
+    if not YJS_BUNDLE.exists():
+        message = f"no Yjs bundle at {YJS_BUNDLE} (scripts/js.sh builds it)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture
 async def browser():
     """A headless Chromium (async API: the suite's tests share pytest-asyncio's loop,
@@ -210,11 +219,7 @@ async def test_a_tab_that_connected_before_its_listeners_lists_who_is_online(
 
 
 async def test_two_editors_converge_and_see_each_others_cursor(browser, server, people):
-    if not YJS_BUNDLE.exists():
-        message = f"no Yjs bundle at {YJS_BUNDLE} (scripts/js.sh builds it)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
+    need_yjs_bundle()
     alice, bob = people["alice"], people["bob"]
     token = token_for(alice)
     _, note = http_post(

@@ -17,10 +17,14 @@ import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import expect
 
-from realtime.tests.test_browser import ROOT, YJS_BUNDLE, Tab, browser  # noqa: F401
+from realtime.tests.test_browser import (  # noqa: F401
+    ROOT,
+    Tab,
+    browser,
+    need_yjs_bundle,
+)
 from testing.cluster import http_get, http_post
 from testing.factories import token_for
-from testing.services import REQUIRE_SERVICES
 
 pytestmark = [
     pytest.mark.browser,
@@ -56,6 +60,14 @@ async def stand_in(chromium, server, user) -> Tab:
     return tab
 
 
+async def share(url: str, user, token: str) -> None:
+    """Give `user` write access over a share endpoint (notes and chats have one)."""
+    status, body = await asyncio.to_thread(
+        http_post, url, {"user_id": user.id, "permission": "write"}, token
+    )
+    assert status == 200, body
+
+
 async def until(tab: Tab, condition: str) -> None:
     """Wait until a JavaScript condition on the page holds; say what the page saw if
     it does not."""
@@ -83,24 +95,14 @@ async def test_open_webui_edits_a_note_and_shares_a_chat_across_instances(
     cluster,
     people,
 ):
-    if not YJS_BUNDLE.exists():
-        message = f"no Yjs bundle at {YJS_BUNDLE} (scripts/js.sh builds it)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
+    need_yjs_bundle()
     alice, bob = people["alice"], people["bob"]
     one, two = cluster
     token = token_for(alice)
     _, note = await asyncio.to_thread(
         http_post, f"{one.http}/api/notes/", {"title": "Plan"}, token
     )
-    status, _ = await asyncio.to_thread(
-        http_post,
-        f"{one.http}/api/notes/{note['id']}/share/",
-        {"user_id": bob.id, "permission": "write"},
-        token,
-    )
-    assert status == 200
+    await share(f"{one.http}/api/notes/{note['id']}/share/", bob, token)
     a = await stand_in(browser, one, alice)
     b = await stand_in(browser, two, bob)
     note_js = f"harness.notes[{json.dumps(note['id'])}]"
@@ -156,13 +158,7 @@ async def test_open_webui_edits_a_note_and_shares_a_chat_across_instances(
     _, chat = await asyncio.to_thread(
         http_post, f"{one.http}/api/chats/", {"title": "Trip"}, token
     )
-    status, _ = await asyncio.to_thread(
-        http_post,
-        f"{one.http}/api/chats/{chat['id']}/share/",
-        {"user_id": bob.id, "permission": "write"},
-        token,
-    )
-    assert status == 200
+    await share(f"{one.http}/api/chats/{chat['id']}/share/", bob, token)
     for tab in (a, b):
         await tab.page.evaluate(f"harness.joinChat({json.dumps(chat['id'])})")
         await until(tab, "harness.joinAcks.length === 1")
