@@ -27,10 +27,13 @@ WS_PING_TIMEOUT_DEFAULT = 20
 def env_str(name: str, default: str = "", environ=None) -> str:
     """Read a string setting from the environment (or its Open WebUI alias)."""
     environ = os.environ if environ is None else environ
-    raw = environ.get(name, "").strip()
-    if not raw and name in ALIASES:
-        raw = environ.get(ALIASES[name], "").strip()
-    return raw or default
+    # Set but empty is a value (METRICS_ALLOWED_IPS="" allows no address); only an
+    # unset name falls back to its alias, then to the default.
+    if name in environ:
+        return environ[name].strip()
+    if name in ALIASES and ALIASES[name] in environ:
+        return environ[ALIASES[name]].strip()
+    return default
 
 
 def env_int(name: str, default: int, environ=None) -> int:

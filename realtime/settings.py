@@ -174,7 +174,9 @@ if WEBSOCKET_MANAGER == "redis":
             "WEBSOCKET_MANAGER=redis needs REDIS_URL (or WEBSOCKET_REDIS_URL) or "
             "Sentinels (REDIS_SENTINELS or WEBSOCKET_SENTINEL_HOSTS)"
         )
-REDIS_SENTINEL_MASTER = REDIS_SENTINEL_MASTER or "mymaster"
+# redis-sentinel's example name, when neither ours nor Open WebUI's names one.
+REDIS_SENTINEL_MASTER_DEFAULT = "mymaster"
+REDIS_SENTINEL_MASTER = REDIS_SENTINEL_MASTER or REDIS_SENTINEL_MASTER_DEFAULT
 # Namespaces every key this service writes, so several deployments share one Redis.
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "rt")
 REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from realtime import settings as realtime_settings
 from realtime.launcher import free_port
 from realtime.state import MemoryState, RedisState, StateStore
 from realtime.state import memory as memory_backend
@@ -324,6 +325,8 @@ def _setting_defaults() -> dict[str, object]:
 def test_redis_state_defaults_are_the_settings_defaults():
     # get_state passes the settings; a store built without them must not differ.
     settings = _setting_defaults()
+    # The master's default is applied after Open WebUI's naming rule, not by env_str.
+    settings["REDIS_SENTINEL_MASTER"] = realtime_settings.REDIS_SENTINEL_MASTER_DEFAULT
     params = inspect.signature(RedisState).parameters
     for param, setting in {
         "sentinel_master": "REDIS_SENTINEL_MASTER",
