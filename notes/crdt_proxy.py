@@ -239,15 +239,20 @@ def text_update(
         return host.call("text_update", [updates[i] for i in good], new_text)
 
 
-_shared: CrdtHost | None = None
+_shared: dict[str, CrdtHost] = {}
 _shared_lock = threading.Lock()
 
+# The host of the compaction job: merging a long log can take seconds, and a host
+# answers one call at a time, so the REST edits and the seeding of a first join do
+# not wait behind it.
+COMPACTION = "compaction"
 
-def shared_host() -> CrdtHost:
+
+def shared_host(name: str = "shared") -> CrdtHost:
     """The process's host for services that run on database threads (REST edits,
-    compaction); the socket path's documents live in each loop's own LoopHost."""
-    global _shared
+    seeding; `shared_host(COMPACTION)` for compaction); the socket path's documents
+    live in each loop's own LoopHost."""
     with _shared_lock:
-        if _shared is None:
-            _shared = CrdtHost("shared")
-        return _shared
+        if name not in _shared:
+            _shared[name] = CrdtHost(name)
+        return _shared[name]

@@ -314,7 +314,7 @@ def compact(*, note_id: str) -> int:
             return 0
         head = [bytes(snapshot.state)] if snapshot else []
         state, _, _ = crdt_proxy.merge(
-            shared_host(), head + [bytes(u) for _, u in rows]
+            shared_host(crdt_proxy.COMPACTION), head + [bytes(u) for _, u in rows]
         )
         last = rows[-1][0]
         NoteSnapshot.objects.update_or_create(
