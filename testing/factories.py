@@ -2,7 +2,9 @@
 them (notes through the services)."""
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -16,9 +18,24 @@ def user_create(username: str, **fields):
     titled, unless `fields` say otherwise (role="admin", is_active=False, ...)."""
     fields.setdefault("name", username.title())
     user = get_user_model()(username=username, **fields)
-    user.set_password(f"{username}-pass")
+    user.password = _password_hash(f"{username}-pass")
     user.save()
     return user
+
+
+# Hashes made once per password and hasher: Django's PBKDF2 (a million rounds) costs
+# half a second per user on a CI machine, which the suite paid hundreds of times. A
+# hash made by the configured hasher is reused as it is, salt and all, so servers
+# verify it without upgrading it (an upgrade changes the hash, which revokes the
+# user's tokens as a password change would).
+_hashes: dict[tuple[str, str], str] = {}
+
+
+def _password_hash(raw: str) -> str:
+    key = (raw, settings.PASSWORD_HASHERS[0])
+    if key not in _hashes:
+        _hashes[key] = make_password(raw)
+    return _hashes[key]
 
 
 async def users_create(*usernames: str) -> list:
