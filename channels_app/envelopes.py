@@ -8,7 +8,6 @@ data}, user, channel, created_at}`, with messages in Open WebUI's shape (`user_i
 `user`, times in epoch nanoseconds, as its own backend stores them).
 """
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -17,7 +16,7 @@ from django.utils import timezone
 from channels_app.models import Channel, ChannelMessage
 from channels_app.rooms import channel_room
 from realtime import emit
-from realtime.dialects import OPENWEBUI, Variants
+from realtime.dialects import OPENWEBUI, Variants, epoch_ns
 
 EVENT = "events:channel"
 
@@ -25,14 +24,6 @@ EVENT = "events:channel"
 def user_brief(user) -> dict:
     """Who did something: id and display name, from the session or the request."""
     return {"id": user.id, "name": user.display_name}
-
-
-def epoch_ns(at: datetime | None) -> int | None:
-    """A time as Open WebUI writes it: integer nanoseconds since the epoch."""
-    if at is None:
-        return None
-    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
 def channel_summary(channel: Channel) -> dict:

@@ -23,6 +23,7 @@ from channels_app.models import (
 )
 from channels_app.rooms import channel_room
 from realtime import emit
+from realtime.dialects import epoch_ns
 from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, EventError
 
 MAX_MESSAGE_CHARS = 20_000
@@ -202,7 +203,7 @@ def _reply_on_commit(parent: ChannelMessage, channel: Channel, actor) -> None:
             "latest_reply_at": latest.isoformat() if latest else None,
         },
         openwebui_data=message_openwebui(
-            parent, reply_count=count, latest_reply_at=envelopes.epoch_ns(latest)
+            parent, reply_count=count, latest_reply_at=epoch_ns(latest)
         ),
     )
 

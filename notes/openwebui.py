@@ -20,6 +20,7 @@ from django.conf import settings
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 
 from notes.models import Note, NoteGrant
+from realtime.dialects import epoch_ns
 from realtime.errors import BAD_REQUEST, EventError
 from realtime.events import Payload
 
@@ -163,7 +164,7 @@ def note_object(*, note: Note, content: dict | None) -> dict:
         "user_id": note.owner_id,
         "title": note.title,
         # Open WebUI's timestamps are integers in nanoseconds since the epoch.
-        "updated_at": int(note.updated_at.timestamp() * 1_000_000) * 1000,
+        "updated_at": epoch_ns(note.updated_at),
         "access_grants": [{"user_id": u, "permission": p} for u, p in grants],
         "data": {"content": content},
     }

@@ -11,6 +11,7 @@ An emit can carry a variant per dialect (`emit.room_emit(..., variants=...)`): e
 member of the room gets the frame of its own dialect, or the default frame.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 REALTIME = "realtime"
@@ -21,3 +22,12 @@ PROTOCOLS = (REALTIME, OPENWEBUI)
 # that dialect gets nothing (an event its clients do not read).
 Variant = tuple[str, Any] | None
 Variants = dict[str, Variant]
+
+
+def epoch_ns(at: datetime | None) -> int | None:
+    """A time as Open WebUI writes it in socket payloads: integer nanoseconds since
+    the epoch (exact: no float on the way)."""
+    if at is None:
+        return None
+    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
