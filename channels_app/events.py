@@ -201,4 +201,5 @@ async def _typing_emit(session, channel: Channel, thread_id, typing: bool) -> No
         data=plain,
         variants=variants,
         skip_sid=session.sid,
+        volatile=True,  # a typing state is stale a moment later: never replayed
     )

@@ -13,6 +13,7 @@ message (chats/streams.py) and written at most every STREAM_FLUSH_INTERVAL, and 
 once before any other event type, on done, on cancellation and on graceful shutdown.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -21,10 +22,13 @@ from typing import Any
 from chats import services
 from chats.models import ChatGrant, Message
 from chats.rooms import chat_room
-from chats.streams import MessageStream, stream_close, stream_for
+from chats.streams import MessageStream, stream_close, stream_for, stream_place
 from realtime.db import background_db
 from realtime.emit import room_emit, user_emit
 from realtime.errors import BAD_REQUEST, EventError
+from realtime.history import Position, keeps_history
+from realtime.rooms import user_room
+from realtime.state import get_state
 
 # The last event of a message that did not complete; it stores how it ended.
 CANCEL_TYPE = "chat:tasks:cancel"
@@ -60,10 +64,13 @@ class EventEmitter:
         spec = KINDS.get(kind)
         # Malformed events are refused before anything is sent.
         value = spec.check(data) if spec is not None else _NOT_STORED
+        stored = self.persist and value is not _NOT_STORED
+        stream = None
         if self.persist:
-            await self._prepare(stored=value is not _NOT_STORED)
-            if value is not _NOT_STORED:
-                done = spec.store(self, stream_for(**self.ids), value)
+            await self._prepare(stored=stored)
+            if stored:
+                stream = stream_for(**self.ids)
+                done = spec.store(self, stream, value)
                 if done is not None:  # streamed text is a buffer append: no await
                     await done
         envelope = {
@@ -71,7 +78,16 @@ class EventEmitter:
             "message_id": self.message_id,
             "data": event,
         }
-        await user_emit(user_id=self.user_id, event="events", data=envelope)
+        sending = asyncio.ensure_future(
+            user_emit(user_id=self.user_id, event="events", data=envelope)
+        )
+        if stored and spec.store is _append:
+            # The buffered text learns its event's position even if this call is
+            # cancelled meanwhile (the outbox sends it all the same).
+            sending.add_done_callback(partial(_placed, stream))
+        position = await asyncio.shield(sending)
+        if stored and spec.store is not _append and position is not None:
+            await stream_place(**self.ids, position=position)
         if self.shared:
             await room_emit(
                 room=chat_room(self.chat_id),
@@ -89,8 +105,18 @@ class EventEmitter:
             )
             self._chat_checked = True
         if stored and not self._ready:
+            # A new message's empty content is where the user room is now: none of
+            # its events has been sent yet.
+            room = user_room(self.user_id)
+            position = None
+            if keeps_history(room):
+                epoch, offset = (await get_state().history_top(rooms=[room]))[room]
+                position = Position(room, epoch, offset)
             await background_db(services.message_ensure)(
-                user_id=self.user_id, chat_id=self.chat_id, message_id=self.message_id
+                user_id=self.user_id,
+                chat_id=self.chat_id,
+                message_id=self.message_id,
+                position=position,
             )
             self._ready = True
 
@@ -103,6 +129,11 @@ class EventEmitter:
         """Flush and release the message's stream."""
         if self.persist:
             await stream_close(**self.ids)
+
+
+def _placed(stream: MessageStream, sending: asyncio.Future) -> None:
+    if not sending.cancelled() and sending.exception() is None:
+        stream.place(sending.result())
 
 
 def _chat_shared(*, user_id: int, chat_id: str) -> bool:

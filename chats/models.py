@@ -73,6 +73,12 @@ class Message(models.Model):
     stop_reason = models.CharField(
         max_length=16, choices=StopReason.choices, blank=True, default=""
     )
+    # Where the stored content is in the owner's user room's history
+    # (realtime.history): it holds exactly the text of the events up to this
+    # offset, so a page that loads it mid-stream resumes after it (docs/protocol.md
+    # §8). Empty while the message has none (the memory store of another process).
+    position_epoch = models.CharField(max_length=64, blank=True, default="")
+    position_offset = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

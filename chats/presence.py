@@ -42,7 +42,10 @@ async def presence_broadcast(*, chat_id: str, without: int | None = None) -> Non
     user_ids = [u for u in await emit.room_user_ids(room=room) if u != without]
     users = await background_db(users_public)(user_ids=user_ids)
     await emit.room_emit(
-        room=room, event="events", data=presence_event(chat_id=chat_id, users=users)
+        room=room,
+        event="events",
+        data=presence_event(chat_id=chat_id, users=users),
+        volatile=True,  # the next broadcast supersedes it
     )
 
 
@@ -137,4 +140,5 @@ async def _relay(session, chat_id: str, typing: bool) -> None:
         event="events",
         data=typing_event(chat_id=chat_id, user=session.user, typing=typing),
         skip_sid=session.sid,
+        volatile=True,  # stale a moment later: never replayed (realtime.history)
     )

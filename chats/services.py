@@ -20,6 +20,8 @@ from chats.selectors import users_public
 from realtime import emit
 from realtime.dialects import OPENWEBUI
 from realtime.errors import NOT_FOUND, EventError
+from realtime.history import Position
+from realtime.rooms import user_room
 
 # The `events` type that carries a stored prompt to every session of its user: Open
 # WebUI's front end sets a message's content from it (its chat:message flow).
@@ -117,8 +119,21 @@ def message_summary(message: Message) -> dict:
         "done": message.done,
         "state": message.state,
         "stop_reason": message.stop_reason or None,
+        "position": message_position_of(message),
         "created_at": _iso(message.created_at),
         "updated_at": _iso(message.updated_at),
+    }
+
+
+def message_position_of(message: Message) -> dict | None:
+    """Where the stored content is in the owner's user room (docs/protocol.md §8):
+    {"room", "epoch", "offset"}, or None."""
+    if message.position_offset is None:
+        return None
+    return {
+        "room": user_room(message.chat.owner_id),
+        "epoch": message.position_epoch,
+        "offset": message.position_offset,
     }
 
 
@@ -128,38 +143,69 @@ def _iso(at: datetime) -> str:
 
 
 def message_ensure(
-    *, user_id: int, chat_id: str, message_id: str, role: str = "assistant", **fields
+    *,
+    user_id: int,
+    chat_id: str,
+    message_id: str,
+    role: str = "assistant",
+    position: Position | None = None,
+    **fields,
 ) -> Message:
-    """The message row of a chat the user owns, created on first use."""
+    """The message row of a chat the user owns, created on first use; `position`:
+    where its stored content is in the user room, if it has none yet."""
     chat = chat_get_for(user_id=user_id, chat_id=chat_id)
     message, _ = Message.objects.get_or_create(
         chat=chat, message_id=message_id, defaults={"role": role, **fields}
     )
+    if position is not None and message.position_offset is None:
+        Message.objects.filter(pk=message.pk, position_offset__isnull=True).update(
+            position_epoch=position.epoch, position_offset=position.offset
+        )
     return message
 
 
-def message_append(*, chat_id: str, message_id: str, delta: str) -> int:
-    """Append streamed text in one UPDATE; returns rows changed."""
+def message_append(
+    *, chat_id: str, message_id: str, delta: str, position: Position | None = None
+) -> int:
+    """Append streamed text in one UPDATE (and move the stored position to that of
+    the last event the text includes); returns rows changed."""
+    fields = {}
+    if position is not None:
+        fields = {"position_epoch": position.epoch, "position_offset": position.offset}
     return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
-        content=Concat(F("content"), Value(delta)), updated_at=timezone.now()
+        content=Concat(F("content"), Value(delta)), updated_at=timezone.now(), **fields
     )
 
 
-def message_append_many(*, rows: list[tuple[str, str, str]]) -> int:
-    """Append streamed text to many messages: rows of (chat_id, message_id, delta),
-    one UPDATE each, sent as one executemany in one transaction."""
+def message_append_many(*, rows: list[tuple[str, str, str, Position | None]]) -> int:
+    """Append streamed text to many messages: rows of (chat_id, message_id, delta,
+    position or None), one UPDATE each, sent as one executemany in one transaction."""
     if not rows:
         return 0
     table = connection.ops.quote_name(Message._meta.db_table)
     # `||` concatenates text on PostgreSQL and SQLite, the two supported databases.
     sql = (
-        f"UPDATE {table} SET content = content || %s, updated_at = %s"
+        f"UPDATE {table} SET content = content || %s, updated_at = %s,"
+        " position_epoch = COALESCE(%s, position_epoch),"
+        " position_offset = COALESCE(%s, position_offset)"
         " WHERE chat_id = %s AND message_id = %s"
     )
     now = timezone.now()
+    params = [
+        (delta, now, *(position[1:] if position else (None, None)), chat, mid)
+        for chat, mid, delta, position in rows
+    ]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, [(delta, now, chat, mid) for chat, mid, delta in rows])
+        cursor.executemany(sql, params)
     return len(rows)
+
+
+def message_place(*, chat_id: str, message_id: str, position: Position) -> int:
+    """Record that the stored message includes the event at `position` (one that
+    was stored before it was sent: a status, a replace, the completion)."""
+    return Message.objects.filter(chat_id=chat_id, message_id=message_id).update(
+        position_epoch=position.epoch, position_offset=position.offset
+    )
 
 
 def message_replace(*, chat_id: str, message_id: str, content: str) -> int:

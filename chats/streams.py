@@ -8,6 +8,7 @@ import asyncio
 import atexit
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -15,25 +16,51 @@ from django.conf import settings
 from chats import services
 from chats.models import Message
 from realtime.db import background_db
+from realtime.history import Position
 from realtime.loops import per_loop
 
 log = logging.getLogger(__name__)
 
 
 class MessageStream:
-    """Buffered persistence of one message; all its writes go through one lock."""
+    """Buffered persistence of one message; all its writes go through one lock.
+
+    Each buffered piece of text waits with the position its event got in the user
+    room's history (None until its emit returns): the periodic writer stores only
+    the pieces whose positions are known, with the last of them, so the stored text
+    is always exactly the events up to the stored position (realtime.history)."""
 
     def __init__(self, *, chat_id: str, message_id: str) -> None:
         self.chat_id = chat_id
         self.message_id = message_id
-        self.pending: list[str] = []
+        self.pending: list[list] = []  # [text, Position | None]
         self.lock = asyncio.Lock()
 
     def add_delta(self, text: str) -> None:
         """Buffer streamed text; the process's writer stores it within an interval."""
         if text:
-            self.pending.append(text)
+            self.pending.append([text, None])
             _writer().mark(self)
+
+    def place(self, position: Position | None) -> None:
+        """The last buffered piece was sent, at this position."""
+        if position is not None and self.pending and self.pending[-1][1] is None:
+            self.pending[-1][1] = position
+
+    def take(self, *, placed_only: bool = False) -> tuple[str, Position | None]:
+        """Remove buffered text to write (all of it, or the pieces whose positions
+        are known): the text, and the position it brings the stored message to."""
+        count = len(self.pending)
+        if placed_only:
+            while count and self.pending[count - 1][1] is None:
+                count -= 1
+        pieces, self.pending = self.pending[:count], self.pending[count:]
+        positions = [p for _, p in pieces if p is not None]
+        return "".join(t for t, _ in pieces), positions[-1] if positions else None
+
+    def give_back(self, text: str, position: Position | None) -> None:
+        """Put text whose write failed back in front; nothing streamed is dropped."""
+        self.pending.insert(0, [text, position])
 
     async def flush(self) -> None:
         """Write buffered text now."""
@@ -43,16 +70,16 @@ class MessageStream:
     async def _flush_locked(self) -> None:
         if not self.pending:
             return
-        text = "".join(self.pending)
-        self.pending.clear()
+        text, position = self.take()
         try:
             await background_db(services.message_append)(
-                chat_id=self.chat_id, message_id=self.message_id, delta=text
+                chat_id=self.chat_id,
+                message_id=self.message_id,
+                delta=text,
+                position=position,
             )
         except BaseException:
-            self.pending.insert(
-                0, text
-            )  # nothing streamed is dropped by a failed write
+            self.give_back(text, position)
             raise
 
     async def apply(
@@ -68,10 +95,12 @@ class MessageStream:
     def flush_sync(self) -> None:
         """Write buffered text from sync code (interpreter exit)."""
         if self.pending:
-            text = "".join(self.pending)
-            self.pending.clear()
+            text, position = self.take()
             services.message_append(
-                chat_id=self.chat_id, message_id=self.message_id, delta=text
+                chat_id=self.chat_id,
+                message_id=self.message_id,
+                delta=text,
+                position=position,
             )
 
     def stop_sync(self) -> None:
@@ -117,15 +146,19 @@ class StreamWriter:
         items = []
         try:
             for stream in streams:
-                items.append((stream, "".join(stream.pending)))
-                stream.pending.clear()
-            rows = [(s.chat_id, s.message_id, text) for s, text in items]
+                # A piece whose emit is still in flight waits for the next round.
+                text, position = stream.take(placed_only=True)
+                if stream.pending:
+                    self.dirty.add(stream)
+                if text:
+                    items.append((stream, text, position))
+            rows = [(s.chat_id, s.message_id, t, p) for s, t, p in items]
             if rows:
                 await background_db(services.message_append_many)(rows=rows)
         except Exception:
             log.exception("writing %d streamed messages failed; retrying", len(items))
-            for stream, text in items:
-                stream.pending.insert(0, text)
+            for stream, text, position in items:
+                stream.give_back(text, position)
                 self.dirty.add(stream)
         finally:
             for stream in streams:
@@ -153,6 +186,23 @@ def stream_for(*, chat_id: str, message_id: str) -> MessageStream:
     if stream is None:
         stream = streams[key] = MessageStream(chat_id=chat_id, message_id=message_id)
     return stream
+
+
+async def stream_place(*, chat_id: str, message_id: str, position: Position) -> None:
+    """Record that the stored message includes the event at `position`, after the
+    text buffered before it (an event stored before it was sent: a status, the
+    completion)."""
+    stream = _loop_streams().get((chat_id, message_id))
+    write = partial(
+        services.message_place,
+        chat_id=chat_id,
+        message_id=message_id,
+        position=position,
+    )
+    if stream is None:  # closed: nothing of the message is buffered any more
+        await background_db(write)()
+    else:
+        await stream.apply(write)
 
 
 async def stream_close(*, chat_id: str, message_id: str) -> None:

@@ -6,13 +6,14 @@ Business logic lives in the handlers each app registers (realtime.events); the s
 
 import asyncio
 import logging
+from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import ValidationError
 
-from realtime import auth, dialects, events, metrics, wire
+from realtime import auth, dialects, events, history, metrics, wire
 from realtime.errors import (
     BAD_REQUEST,
     CLOSE_TOO_BIG,
@@ -23,6 +24,7 @@ from realtime.errors import (
     UNKNOWN_EVENT,
     EventError,
 )
+from realtime.history import RecoverPayload
 from realtime.hub import get_hub
 from realtime.session import Session
 
@@ -30,10 +32,18 @@ log = logging.getLogger(__name__)
 
 
 class ConnectPayload(events.Payload):
-    """Data of the first frame: the token, and the dialect the socket speaks."""
+    """Data of the first frame: the token, the dialect the socket speaks, and the
+    positions to recover (checked on its own: a bad one is a bad_request)."""
 
     token: str
     protocol: str = dialects.REALTIME
+    recover: Any = None
+
+
+RECOVER_SHAPE = (
+    'connect recover must be {"sid"?: string, "rooms": '
+    '{room: {"epoch": string, "offset": integer}}}'
+)
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -193,6 +203,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 raise EventError(
                     BAD_REQUEST, 'connect protocol must be "realtime" or "openwebui"'
                 )
+            recover = None
+            if connect.recover is not None:
+                try:
+                    recover = RecoverPayload.model_validate(connect.recover)
+                except ValidationError:
+                    raise EventError(BAD_REQUEST, RECOVER_SHAPE) from None
             user = await auth.user_for_token(connect.token)
         except EventError as exc:
             self._reply_error(frame.ack, exc, frame.event)
@@ -202,18 +218,42 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         session.user = user
         session.user_id = user.id
         session.protocol = connect.protocol
+        if recover is not None:
+            session.recover_wanted = recover.positions()
+            session.previous_sids = (recover.sid,) if recover.sid else ()
         await self.hub.register(session)
+        recoveries = list(session.recovering.values())
+        await self.hub.recover(session, recoveries)
+        hello = {
+            "sid": session.sid,
+            "user": auth.user_summary(user),
+            "protocol": session.protocol,
+            "positions": await self._positions(),
+        }
+        if recover is not None:
+            results = {r.room: r.result() for r in recoveries}
+            hello["recovered"] = all(r["recovered"] for r in results.values())
+            hello["recovery"] = results
         if frame.ack is not None:
-            session.push(
-                wire.ack_frame(
-                    frame.ack,
-                    {
-                        "sid": session.sid,
-                        "user": auth.user_summary(user),
-                        "protocol": session.protocol,
-                    },
-                )
-            )
+            session.push(wire.ack_frame(frame.ack, hello))
+        # The missed events after the ack, before any live one of their rooms.
+        for recovery in recoveries:
+            history.replay(session, recovery)
+
+    async def _positions(self) -> dict:
+        # Where the socket starts in each history room it is in: a client that
+        # drops before any event of the room can still recover from here.
+        positions = {}
+        for room in sorted(self.session.rooms):
+            recovery = self.session.recovering.get(room)
+            if recovery is not None and recovery.read is not None:
+                epoch, offset = recovery.read.epoch, recovery.read.offset
+            elif history.keeps_history(room):
+                epoch, offset = await self.hub.position_of(room)
+            else:
+                continue
+            positions[room] = {"epoch": epoch, "offset": offset}
+        return positions
 
     def _reply_error(
         self, ack: int | None, error: EventError, event: str | None = None

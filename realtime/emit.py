@@ -16,6 +16,7 @@ from channels.layers import get_channel_layer
 from realtime import wire
 from realtime.dialects import Variants
 from realtime.errors import CLOSE_UNAUTHORIZED
+from realtime.history import Position
 from realtime.layer import RoomEmit, SessionEmit
 from realtime.outbox import get_outbox
 from realtime.rooms import user_room
@@ -30,10 +31,13 @@ async def room_emit(
     skip_sid: str | None = None,
     skip_user_id: int | None = None,
     variants: Variants | None = None,
-) -> None:
+    volatile: bool = False,
+) -> Position | None:
     """Send an event to every session in a room, on every instance (except skip_sid
     and the sessions of skip_user_id). `variants` gives a dialect its own (event,
-    data), or None for nothing (realtime.dialects)."""
+    data), or None for nothing (realtime.dialects). In a room that keeps history the
+    event gets a position (returned) and a returning socket gets it again, unless it
+    is `volatile` (typing, presence: stale a moment later)."""
     message: RoomEmit = {
         "type": "room.emit",
         "room": room,
@@ -47,7 +51,9 @@ async def room_emit(
         message["skip_user"] = skip_user_id
     if variants:
         message["frames"] = _frames(variants)
-    await get_outbox().send(room, message)
+    if volatile:
+        message["volatile"] = True
+    return await get_outbox().send(room, message)
 
 
 async def user_emit(
@@ -57,14 +63,16 @@ async def user_emit(
     data: Any,
     skip_sid: str | None = None,
     variants: Variants | None = None,
-) -> None:
-    """Send an event to every session of a user."""
-    await room_emit(
+    volatile: bool = False,
+) -> Position | None:
+    """Send an event to every session of a user (its position in the user room)."""
+    return await room_emit(
         room=user_room(user_id),
         event=event,
         data=data,
         skip_sid=skip_sid,
         variants=variants,
+        volatile=volatile,
     )
 
 

@@ -1,4 +1,5 @@
-"""Core client events: user-join, heartbeat, user-list (names as in Open WebUI)."""
+"""Core client events: user-join, heartbeat, user-list (names as in Open WebUI), and
+history (resumable delivery)."""
 
 from typing import Any
 
@@ -6,7 +7,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from realtime import events
+from realtime import events, history
+from realtime.errors import FORBIDDEN, EventError
 from realtime.events import Empty, Payload, on
 from realtime.hub import get_hub
 from realtime.rooms import PRESENCE_ROOM, user_room
@@ -72,3 +74,43 @@ def user_touch_active(*, user_id: int) -> None:
     from realtime.models import User
 
     User.objects.filter(pk=user_id).update(last_active_at=timezone.now())
+
+
+class HistoryPayload(Payload):
+    """A room the socket is in, and the position after which it wants its events."""
+
+    room: history.RoomName
+    epoch: history.Epoch
+    offset: history.Offset
+
+
+@on("history", schema=HistoryPayload)
+async def history_get(session, payload: HistoryPayload) -> dict:
+    """The room's events after a position, as this socket would have got them (a
+    page that loaded a chat from REST mid-stream reads what came after it)."""
+    if payload.room not in session.rooms:
+        raise EventError(FORBIDDEN, "history: not in that room")
+    if not history.keeps_history(payload.room):
+        epoch, offset = "", 0
+        return {
+            "recovered": False,
+            "reason": "disabled",
+            "epoch": epoch,
+            "offset": offset,
+            "events": [],
+        }
+    read = await get_state().history_read(
+        room=payload.room,
+        epoch=payload.epoch,
+        offset=payload.offset,
+        limit=settings.HISTORY_SIZE,
+    )
+    answer = {
+        "recovered": read.status == "ok",
+        "epoch": read.epoch,
+        "offset": read.offset,
+        "events": history.events_of(session, payload.room, read),
+    }
+    if read.status != "ok":
+        answer["reason"] = read.status
+    return answer

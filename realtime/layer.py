@@ -29,6 +29,11 @@ class RoomEmit(TypedDict):
     skip_user: NotRequired[int | None]  # a user whose sessions must not get it
     event: NotRequired[str]  # for metrics: events out by name
     t: NotRequired[float]  # emit time, for metrics: emit latency
+    # Its position in the room's history (realtime.history), when the room keeps one;
+    # `frame` and `frames` then carry it too.
+    epoch: NotRequired[str]
+    offset: NotRequired[int]
+    volatile: NotRequired[bool]  # never given a position (typing, presence)
 
 
 class SessionEmit(TypedDict):

@@ -50,6 +50,23 @@ EMIT_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
     registry=REGISTRY,
 )
+HISTORY_DUPLICATES = Counter(
+    "realtime_history_duplicates_total",
+    "Room events an instance got twice (a retried batch, a gap filled from history) "
+    "and handed out once.",
+    registry=REGISTRY,
+)
+HISTORY_GAPS_LOST = Counter(
+    "realtime_history_gaps_lost_total",
+    "Room events an instance never got, not even from the room's history window.",
+    registry=REGISTRY,
+)
+RECOVERIES = Counter(
+    "realtime_recoveries_total",
+    "Rooms a returning socket asked to recover, by outcome (ok, or why not).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 JOB_RUNS = Counter(
     "realtime_worker_job_runs",
     "Cleanup worker job runs, by job.",

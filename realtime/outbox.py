@@ -19,6 +19,7 @@ from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from realtime.history import Position, keeps_history, place, record_of
 from realtime.loops import per_loop
 from realtime.state import RoutesRebuilding, get_state
 
@@ -48,15 +49,18 @@ class Outbox:
         instead of the layer; the hub calls this when it starts."""
         self._here = (channel, dispatch)
 
-    async def send(self, room: str, message: dict) -> None:
+    async def send(self, room: str, message: dict) -> Position | None:
         """Queue a message for every instance with members in `room`; returns once it
-        was handed to the layer (or dispatched here)."""
+        was handed to the layer (or dispatched here), with the position it got in
+        the room's history (None: the room keeps none, or the message is volatile)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.append((room, message, future))
         if self._runner is None or self._runner.done():
             self._runner = loop.create_task(self._run())
         await future
+        offset = message.get("offset")
+        return None if offset is None else Position(room, message["epoch"], offset)
 
     async def _run(self) -> None:
         busy = False
@@ -106,9 +110,26 @@ class Outbox:
                 backoff = min(backoff * 2, RETRY_MAX)
 
     async def deliver(self, items: list[tuple[str, dict]]) -> None:
-        """Send each (room, message) to the instances routed for its room."""
+        """Send each (room, message) to the instances routed for its room; room
+        events of history rooms are stored and given their positions first, in the
+        same round trip as the routes lookup (realtime.history)."""
         rooms = list(dict.fromkeys(room for room, _ in items))
-        routes = await get_state().routes_for(rooms=rooms)
+        # A retried batch keeps the positions it got: nothing is stored twice.
+        unplaced = [
+            message
+            for room, message in items
+            if message.get("type") == "room.emit"
+            and "offset" not in message
+            and not message.get("volatile")
+            and keeps_history(room)
+        ]
+        positions, routes = await get_state().history_publish(
+            appends=[(m["room"], record_of(m)) for m in unplaced], rooms=rooms
+        )
+        for message, (epoch, offset) in zip(unplaced, positions, strict=True):
+            place(message, Position(message["room"], epoch, offset))
+        if routes is None:
+            raise RoutesRebuilding("routes are being rebuilt after Redis lost them")
         per_channel: dict[str, list[dict]] = defaultdict(list)
         for room, message in items:
             for channel in routes.get(room, ()):

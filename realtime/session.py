@@ -45,6 +45,13 @@ class Session:
         # The dialect it speaks (realtime.dialects), set by its connect frame.
         self.protocol = dialects.REALTIME
         self.rooms: set[str] = set()
+        # Resumable delivery (realtime.history): rooms whose missed events are being
+        # read (their live frames wait in the Recovery), positions the client
+        # presented for rooms it has not entered yet, and the sids of its earlier
+        # connections (an event that skipped one of those is not replayed).
+        self.recovering: dict = {}
+        self.recover_wanted: dict = {}
+        self.previous_sids: tuple[str, ...] = ()
         self.connected_at = time.time()
         self.closed = False
         self._send = send

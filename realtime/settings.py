@@ -274,6 +274,21 @@ CALL_TIMEOUT = env_float("CALL_TIMEOUT", 30.0)
 OUTBOX_LINGER = env_float("OUTBOX_LINGER", 0.005)
 # While Redis is unreachable the outbox retries a batch this long before failing it.
 OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 30.0)
+# Resumable delivery (docs/protocol.md §8): each room of these kinds (the room
+# name's prefix before ":") keeps its last HISTORY_SIZE events for HISTORY_TTL
+# seconds, so a socket that returns within that window gets what it missed. 1,000
+# events is 20 s of a fast stream, and 5 minutes covers a laptop lid or a network
+# switch; Redis holds about 300 bytes per event.
+HISTORY_ROOM_KINDS = env_list("HISTORY_ROOM_KINDS", "user,channel")
+HISTORY_SIZE = env_int("HISTORY_SIZE", 1000)
+HISTORY_TTL = env_float("HISTORY_TTL", 300.0)
+# A room's epoch and offset outlive its events this long, so a socket back after
+# an idle hour learns "expired" (reload) rather than a new epoch mid-conversation.
+HISTORY_META_TTL = env_float("HISTORY_META_TTL", 86400.0)
+# An instance that gets a room's event N+2 before N+1 (two senders raced) waits
+# this long for N+1 before reading it from history: senders' batches normally
+# land within a few milliseconds of each other.
+HISTORY_GAP_WAIT = env_float("HISTORY_GAP_WAIT", 0.1)
 # A note's update log is merged into its snapshot past this many updates.
 NOTE_COMPACT_THRESHOLD = env_int("NOTE_COMPACT_THRESHOLD", 200)
 # A note's content follows its document within this many seconds of an update.

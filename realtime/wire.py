@@ -121,3 +121,11 @@ class FrameError(EventError):
     def __init__(self, message: str, ack: int | None = None) -> None:
         super().__init__(BAD_REQUEST, message)
         self.ack = ack
+
+
+def positioned(frame: str, room: str, epoch: str, offset: int) -> str:
+    """An event frame with its position in a room's history: the same object with
+    "room", "epoch" and "offset" appended (docs/protocol.md §8), without parsing it."""
+    return (
+        f'{frame[:-1]},"room":{dumps(room)},"epoch":{dumps(epoch)},"offset":{offset}}}'
+    )

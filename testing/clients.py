@@ -169,12 +169,20 @@ class SocketClient:
         return client
 
     async def connect(
-        self, user, *, join: bool = False, protocol: str | None = None
+        self,
+        user,
+        *,
+        join: bool = False,
+        protocol: str | None = None,
+        recover: dict | None = None,
     ) -> dict:
-        """Authenticate as `user` in the first frame; returns the ack's data."""
+        """Authenticate as `user` in the first frame (presenting `recover`, the
+        positions to resume from); returns the ack's data."""
         data = {"token": token_for(user)}
         if protocol is not None:
             data["protocol"] = protocol
+        if recover is not None:
+            data["recover"] = recover
         await self.send({"event": "connect", "data": data, "ack": 0})
         frame = await self.recv()
         assert frame.get("ack") == 0 and "data" in frame, frame

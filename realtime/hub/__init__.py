@@ -3,9 +3,10 @@
 Every server process (instance) has one channel-layer channel. A room is routed in
 shared state to the instance channels that have members: a room emit is serialized
 once, travels once per instance with members, and each instance fans the frame out
-to its own sockets. The Hub is made of three parts, a file each: the registry of
+to its own sockets. The Hub is made of four parts, a file each: the registry of
 sessions and rooms (registry.py), the inbox of messages from other instances
-(inbox.py) and the instance's liveness (liveness.py). It also starts the presence and
+(inbox.py), the order of history rooms' events (ordering.py) and the instance's
+liveness (liveness.py). It also starts the presence and
 usage broadcasts (realtime.presence, realtime.usage) and, with WORKER_IN_PROCESS, a
 cleanup worker.
 """
@@ -21,6 +22,7 @@ from django.conf import settings
 
 from realtime.hub.inbox import Inbox
 from realtime.hub.liveness import Liveness
+from realtime.hub.ordering import Ordering
 from realtime.hub.registry import Registry
 from realtime.loops import per_loop
 from realtime.outbox import get_outbox
@@ -37,11 +39,12 @@ log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 2.0
 
 
-class Hub(Registry, Inbox, Liveness):
+class Hub(Registry, Inbox, Ordering, Liveness):
     """The instance runtime; one per event loop (one per server process)."""
 
     def __init__(self) -> None:
         Registry.__init__(self)
+        self._ordering_init()
         self.instance_id = (
             f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         )

@@ -77,23 +77,34 @@ class Inbox:
             await result
 
     def fan_out(self, message: RoomEmit) -> None:
-        """Push a room.emit frame to this instance's members of the room."""
+        """Push a room.emit frame to this instance's members of the room; one with a
+        position goes through the room's order first (realtime/hub/ordering.py)."""
+        if "offset" in message:
+            self.in_order(message)
+        else:
+            self._deliver_ordered(message)
+
+    def _deliver_ordered(self, message: RoomEmit) -> None:
         skip = message.get("skip")
         skip_user = message.get("skip_user")
         frame = message["frame"]
         frames = message.get("frames")
+        room = message["room"]
+        offset = message.get("offset")
         sent = 0
-        for session in tuple(self.rooms.get(message["room"], ())):
+        for session in tuple(self.rooms.get(room, ())):
             if session.sid == skip or (
                 skip_user is not None and session.user_id == skip_user
             ):
                 continue
-            if frames is None:
-                session.push(frame)
+            chosen = frame if frames is None else frames.get(session.protocol, frame)
+            if chosen is None:
+                continue
+            recovering = session.recovering
+            if recovering and offset is not None and room in recovering:
+                # Its missed events are being read: this one waits behind them.
+                recovering[room].waiting.append((offset, chosen))
             else:
-                chosen = frames.get(session.protocol, frame)
-                if chosen is None:
-                    continue
                 session.push(chosen)
             sent += 1
         if sent:

@@ -69,3 +69,5 @@ class Liveness:
             await self.state.route_add(
                 room=room, channel=self.channel, instance_id=self.instance_id
             )
+        # Redis may have lost the rooms' histories too: follow their new positions.
+        await self._order_from_store(list(self.routed_rooms()))

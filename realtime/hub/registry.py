@@ -8,11 +8,15 @@ with members and is fanned out here from `rooms`.
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 
 from realtime import metrics
+from realtime.history import Recovery, keeps_history, recovery_read, replay
 from realtime.rooms import user_room
 from realtime.session import Session
+
+log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -41,6 +45,7 @@ class Registry:
         # The same as session_add + join(user room), in one round trip to Redis:
         # connects per second are bound by this step.
         room = user_room(session.user_id)
+        self._recovery_begin(session, room)
         session.rooms.add(room)
         self.rooms.setdefault(room, set()).add(session)
         async with self._room_lock(room):
@@ -55,6 +60,7 @@ class Registry:
             )
             if route:
                 self._routed.add(room)
+                await self._order_from_store([room])
 
     async def unregister(self, session: Session) -> None:
         """Forget a session everywhere: local rooms, groups and shared state."""
@@ -79,11 +85,57 @@ class Registry:
         """Put a session in a room; True if it was not there yet."""
         if room in session.rooms or session.sid not in self.sessions:
             return False
+        recovery = self._recovery_begin(session, room)
         session.rooms.add(room)
         self.rooms.setdefault(room, set()).add(session)
         await self._sync_group(room)
         await self.state.room_join(room=room, sid=session.sid)
+        if recovery is not None:
+            # Asked for in the connect frame: the outcome, the missed events, then
+            # the live ones (docs/protocol.md §8).
+            await self.recover(session, [recovery])
+            session.emit("recovery", {"room": room, **recovery.result()})
+            replay(session, recovery)
+        elif keeps_history(room):
+            epoch, offset = await self.position_of(room)
+            session.emit("position", {"room": room, "epoch": epoch, "offset": offset})
         return True
+
+    def _recovery_begin(self, session: Session, room: str) -> Recovery | None:
+        # Before the session is in the room: its live events wait from the start.
+        asked = session.recover_wanted.pop(room, None)
+        if asked is None:
+            return None
+        recovery = session.recovering[room] = Recovery(room=room, asked=asked)
+        return recovery
+
+    async def recover(self, session: Session, recoveries: list[Recovery]) -> None:
+        """Read what the session missed in each room it is recovering (it is in them
+        already, so nothing falls between the read and the live events)."""
+        for recovery in recoveries:
+            try:
+                await recovery_read(recovery, self.state, session)
+            except Exception as exc:  # Redis away: say not recovered, go live
+                log.warning("recovery read of %s failed: %s", recovery.room, exc)
+                recovery.read = None
+            outcome = recovery.read.status if recovery.read else "disabled"
+            metrics.RECOVERIES.labels(outcome).inc()
+
+    async def position_of(self, room: str) -> tuple[str, int]:
+        """The room's position as this instance hands its events out."""
+        position = self.room_position(room)
+        if position is None:
+            position = (await self.state.history_top(rooms=[room]))[room]
+        return position
+
+    async def _order_from_store(self, rooms: list[str]) -> None:
+        # Routes were just added: events after the rooms' positions now all come here.
+        rooms = [room for room in rooms if keeps_history(room)]
+        if rooms:
+            for room, (epoch, offset) in (
+                await self.state.history_top(rooms=rooms)
+            ).items():
+                self.order_start(room, epoch, offset)
 
     async def leave(self, session: Session, room: str) -> bool:
         """Take a session out of a room; True if it was there."""
@@ -133,6 +185,8 @@ class Registry:
             if wanted and room not in self._routed:
                 await self.state.route_add(**route)
                 self._routed.add(room)
+                await self._order_from_store([room])
             elif not wanted and room in self._routed:
                 await self.state.route_remove(**route)
                 self._routed.discard(room)
+                self.order_stop(room)

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 
 from realtime.state.base import (
+    HistoryRead,
     ReapedInstance,
     RemovedSession,
     RoutesRebuilding,
@@ -15,6 +16,7 @@ from realtime.state.memory import MemoryState
 from realtime.state.redis import RedisState
 
 __all__ = [
+    "HistoryRead",
     "MemoryState",
     "ReapedInstance",
     "RedisState",

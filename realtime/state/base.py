@@ -57,6 +57,18 @@ class TaskRecord:
     created_at: float
 
 
+@dataclass(slots=True)
+class HistoryRead:
+    """What a room's history holds after a position: `status` "ok" with the
+    (offset, record) items after it, or why it cannot say ("epoch", "trimmed",
+    "expired", "ahead"); epoch and offset are the room's position now."""
+
+    status: str
+    epoch: str
+    offset: int
+    items: list[tuple[int, str]] = field(default_factory=list)
+
+
 class RoutesRebuilding(Exception):
     """The store lost the routes (its data was lost); senders should retry shortly."""
 
@@ -138,6 +150,27 @@ class RouteStore(Protocol):
     async def routes_for(self, *, rooms: list[str]) -> dict[str, set[str]]:
         """The instance channels of each room (one round trip for all of them).
         Raises RoutesRebuilding while the store is known to have lost them."""
+
+
+class HistoryStore(Protocol):
+    """Per-room event history: positions (epoch, offset) and a bounded window."""
+
+    async def history_publish(
+        self, *, appends: list[tuple[str, str]], rooms: list[str]
+    ) -> tuple[list[tuple[str, int]], dict[str, set[str]] | None]:
+        """Append each (room, record), giving it the room's next offset, then look
+        up the routes of `rooms` (after the appends, in one round trip): the
+        position of each append, in order, and the routes (None while the store
+        rebuilds them after losing them: the appends are made all the same)."""
+
+    async def history_read(
+        self, *, room: str, epoch: str, offset: int, limit: int
+    ) -> HistoryRead:
+        """The records of `room` after (epoch, offset), if the window still holds
+        them all (at most `limit`)."""
+
+    async def history_top(self, *, rooms: list[str]) -> dict[str, tuple[str, int]]:
+        """Each room's position now (a room with no history gets an epoch)."""
 
 
 class PresenceStore(Protocol):
@@ -233,6 +266,7 @@ class StateStore(
     SessionStore,
     RoomStore,
     RouteStore,
+    HistoryStore,
     PresenceStore,
     InstanceStore,
     TaskStore,

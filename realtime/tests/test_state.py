@@ -365,6 +365,7 @@ CONCERN_FILES = {
     "SessionStore": "sessions",
     "RoomStore": "rooms",
     "RouteStore": "routes",
+    "HistoryStore": "history",
     "PresenceStore": "presence",
     "InstanceStore": "instances",
     "TaskStore": "tasks",

@@ -1,6 +1,7 @@
 """In-process state for the embedded default (one server process): one file per
 concern, mirroring the Redis store, over the dicts of tables.py."""
 
+from realtime.state.memory.history import MemoryHistory
 from realtime.state.memory.instances import MemoryInstances
 from realtime.state.memory.locks import MemoryLocks
 from realtime.state.memory.presence import MemoryPresence
@@ -17,6 +18,7 @@ class MemoryState(
     MemorySessions,
     MemoryRooms,
     MemoryRoutes,
+    MemoryHistory,
     MemoryPresence,
     MemoryInstances,
     MemoryTasks,

@@ -27,6 +27,7 @@ class MemoryTables:
         self.usage_last = float("-inf")
         self.locks: dict[str, tuple[str, float]] = {}  # name -> (owner, expires at)
         self.instances: set[str] = set()
+        self.history: dict = {}  # room -> its epoch, offset and window (history.py)
 
     async def close(self) -> None:
         """Nothing to release."""

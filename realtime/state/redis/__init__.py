@@ -23,10 +23,12 @@ Keys (all under REDIS_KEY_PREFIX, written `p:` here):
     p:s:{sid}:usage      set   models the session marked
     p:usage:sent, :lock  string  last broadcast models, broadcast lock
     p:lock:{name}        string with a TTL: the owner of a leader lock
+    p:hm:{room}          hash  the room's history epoch and last offset
+    p:h:{room}           list  the room's window of events (history.py)
 
 client.py holds the connections, scripts.py every Lua script and the one way they
 run; sessions.py, rooms.py, routes.py, presence.py, instances.py, tasks.py, usage.py
-and locks.py each implement one protocol of realtime.state.base.
+locks.py and history.py each implement one protocol of realtime.state.base.
 """
 
 from realtime.state.redis.client import (
@@ -35,6 +37,7 @@ from realtime.state.redis.client import (
     PREFIX,
     SENTINEL_MASTER,
 )
+from realtime.state.redis.history import RedisHistory
 from realtime.state.redis.instances import RedisInstances
 from realtime.state.redis.locks import RedisLocks
 from realtime.state.redis.presence import RedisPresence
@@ -51,6 +54,7 @@ class RedisState(
     RedisSessions,
     RedisRooms,
     RedisRoutes,
+    RedisHistory,
     RedisPresence,
     RedisInstances,
     RedisTasks,

@@ -6,6 +6,8 @@ p:routes:version     counter bumped by every route change (and by reaping)
 """
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from redis.asyncio.client import Pipeline
 
@@ -65,13 +67,30 @@ class RedisRoutes(RedisConnection):
         and the rooms it has not seen (one round trip)."""
         if not rooms:
             return {}
+        _, routes = await self.routes_after(rooms=rooms)
+        if routes is None:
+            raise RoutesRebuilding("routes are being rebuilt after Redis lost them")
+        return routes
+
+    async def routes_after(
+        self, *, rooms: list[str], before: Callable[[Pipeline], None] | None = None
+    ) -> tuple[Any, dict[str, set[str]] | None]:
+        """routes_for, with the command `before` queues run first in the same round
+        trip (history appends: a route added after them is seen); its reply, and
+        the routes (None while they are being rebuilt: the reply still counts)."""
         cache = self._route_cache
         missing = [room for room in rooms if room not in cache]
-        pipe = self.client().pipeline(transaction=False)
-        pipe.get(f"{self.p}:routes:version")
-        for room in missing:
-            pipe.smembers(f"{self.p}:rt:{room}")
-        version, *found = await pipe.execute()
+
+        def fill(pipe: Pipeline) -> None:
+            if before is not None:
+                before(pipe)
+            pipe.get(f"{self.p}:routes:version")
+            for room in missing:
+                pipe.smembers(f"{self.p}:rt:{room}")
+
+        replies = await self.run_pipeline(fill)
+        first = replies.pop(0) if before is not None else None
+        version, *found = replies
         if version is None and self._route_version is not None:
             # The routes version vanished: Redis lost its data (a restart, a failover
             # to an empty replica). Instances re-register their routes as soon as they
@@ -80,7 +99,7 @@ class RedisRoutes(RedisConnection):
             if self._routes_lost_at is None:
                 self._routes_lost_at = loop.time()
             if loop.time() - self._routes_lost_at < self.routes_rebuild_wait:
-                raise RoutesRebuilding("routes are being rebuilt after Redis lost them")
+                return first, None
         self._routes_lost_at = None
         found_map = dict(zip(missing, map(set, found), strict=True))
         if version != self._route_version:
@@ -95,4 +114,5 @@ class RedisRoutes(RedisConnection):
         if len(cache) > ROUTE_CACHE_MAX:
             cache.clear()
         cache.update(found_map)
-        return {room: cache.get(room) or found_map.get(room, set()) for room in rooms}
+        routes = {room: cache.get(room) or found_map.get(room, set()) for room in rooms}
+        return first, routes

@@ -1,4 +1,5 @@
-"""Every Lua script of the Redis store, and the one way they are run.
+"""The Lua scripts of the Redis store (history's are in history.py), and the one way
+they are run.
 
 Multi-key changes run as scripts so that a session is added, removed or reaped
 atomically: two instances reaping the same dead instance, or a user connecting on one
@@ -22,11 +23,17 @@ from redis.exceptions import NoScriptError
 
 
 class Script:
-    """A Lua script and the SHA1 Redis knows it by."""
+    """A Lua script and the SHA1 Redis knows it by; every one made is in SCRIPTS
+    (a concern may keep its scripts in its own file: redis/history.py)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        SCRIPTS.append(self)
+
+
+# Every script: what a Redis that lost them gets loaded.
+SCRIPTS: list[Script] = []
 
 
 def flag(value: bool) -> str:
@@ -352,7 +359,3 @@ if redis.call('GET', key) ~= ARGV[3] then return 0 end
 return redis.call('DEL', key)
 """
 )
-
-
-# Every script above: what a Redis that lost them gets loaded.
-SCRIPTS = tuple(v for v in list(globals().values()) if isinstance(v, Script))
