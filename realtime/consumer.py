@@ -12,7 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import ValidationError
 
-from realtime import auth, dialects, events, metrics, wire
+from realtime import auth, dialects, events, metrics, tokens, wire
 from realtime.errors import (
     BAD_REQUEST,
     CLOSE_TOO_BIG,
@@ -193,7 +193,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 raise EventError(
                     BAD_REQUEST, 'connect protocol must be "realtime" or "openwebui"'
                 )
-            user = await auth.user_for_token(connect.token)
+            user, exp = await auth.access_for_token(connect.token)
         except EventError as exc:
             self._reply_error(frame.ack, exc, frame.event)
             await session.close(CLOSE_UNAUTHORIZED)
@@ -203,6 +203,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         session.user_id = user.id
         session.protocol = connect.protocol
         await self.hub.register(session)
+        tokens.token_expiry_watch(session, exp=exp)
         if frame.ack is not None:
             session.push(
                 wire.ack_frame(
@@ -211,6 +212,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                         "sid": session.sid,
                         "user": auth.user_summary(user),
                         "protocol": session.protocol,
+                        "exp": exp,
                     },
                 )
             )
