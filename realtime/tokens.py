@@ -98,6 +98,8 @@ def _expire(session: Session) -> None:
         _schedule(session, lifetime)
         return
     hub = current_hub()
-    if hub is None:  # the process is shutting down
+    if hub is None or hub.sessions.get(session.sid) is not session:
+        # Shutting down, or another close (a revocation) is under way and has said
+        # why: a second reason would only confuse the client.
         return
     hub.spawn(hub.close_session(session, CLOSE_UNAUTHORIZED, EXPIRED_REASON))

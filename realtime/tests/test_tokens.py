@@ -230,6 +230,17 @@ async def test_password_change_still_closes_a_refreshed_socket_at_once(ws, alice
     assert time.monotonic() - started < 2
 
 
+async def test_expiry_during_another_close_adds_no_second_reason(ws, alice_bob):
+    alice, _ = alice_bob
+    token, exp = access_token(alice, SHORT)
+    client, hello = await connect_with(ws, token)
+    hub = current_hub()
+    # What Hub.close_session does first, before the close itself (a revocation
+    # whose `disconnect` event already went out).
+    await hub.unregister(hub.sessions[hello["sid"]])
+    assert await silent_until(client, exp + 0.7)
+
+
 async def test_disconnect_cancels_the_expiry_timer(ws, alice_bob):
     alice, _ = alice_bob
     client, hello = await connect_with(ws, access_token(alice, 600)[0])
