@@ -1,4 +1,7 @@
-"""The single authentication step of a socket: a simplejwt access token to a user."""
+"""The single authentication step of a socket: a simplejwt access token to a user
+(at connect, and again at each in-band `refresh`, realtime.tokens)."""
+
+from typing import Any, NamedTuple
 
 from channels.db import database_sync_to_async
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -18,11 +21,18 @@ _MESSAGES = {
 }
 
 
-def _user_for_token(token: str):
+class Access(NamedTuple):
+    """What a valid access token grants: its user, until its `exp` (Unix seconds)."""
+
+    user: Any
+    exp: int
+
+
+def _access_for_token(token: str) -> Access:
     auth = JWTAuthentication()
     try:
         validated = auth.get_validated_token(token)
-        return auth.get_user(validated)
+        return Access(user=auth.get_user(validated), exp=int(validated["exp"]))
     except (InvalidToken, TokenError):
         raise EventError(UNAUTHORIZED, "token is invalid or expired") from None
     except AuthenticationFailed as exc:
@@ -34,11 +44,12 @@ def _user_for_token(token: str):
         ) from None
 
 
-async def user_for_token(token: str):
-    """The active user an access token belongs to; raises unauthorized otherwise."""
+async def access_for_token(token: str) -> Access:
+    """The active user an access token belongs to and the token's expiry; raises
+    unauthorized otherwise."""
     if not token or len(token) > 4096:
         raise EventError(UNAUTHORIZED, "token is invalid or expired")
-    return await database_sync_to_async(_user_for_token)(token)
+    return await database_sync_to_async(_access_for_token)(token)
 
 
 def user_summary(user) -> dict:

@@ -13,7 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import ValidationError
 
-from realtime import auth, dialects, events, history, metrics, wire
+from realtime import auth, dialects, events, history, metrics, tokens, wire
 from realtime.errors import (
     BAD_REQUEST,
     CLOSE_TOO_BIG,
@@ -209,7 +209,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     recover = RecoverPayload.model_validate(connect.recover)
                 except ValidationError:
                     raise EventError(BAD_REQUEST, RECOVER_SHAPE) from None
-            user = await auth.user_for_token(connect.token)
+            user, exp = await auth.access_for_token(connect.token)
         except EventError as exc:
             self._reply_error(frame.ack, exc, frame.event)
             await session.close(CLOSE_UNAUTHORIZED)
@@ -222,12 +222,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             session.recover_wanted = recover.positions()
             session.previous_sids = (recover.sid,) if recover.sid else ()
         await self.hub.register(session)
+        tokens.token_expiry_watch(session, exp=exp)
         recoveries = list(session.recovering.values())
         await self.hub.recover(session, recoveries)
         hello = {
             "sid": session.sid,
             "user": auth.user_summary(user),
             "protocol": session.protocol,
+            "exp": exp,
             "positions": await self._positions(),
         }
         if recover is not None:

@@ -5,7 +5,8 @@ export interface AuthData {
 }
 
 /** `auth` as an object, a socket.io-style `(cb) => cb({token})`, or an async function
- * returning `{token}`; a function is called before every (re)connect. */
+ * returning `{token}`; a function is called before every (re)connect and before the
+ * token in force expires, for the in-band `refresh` (docs/adapter.md). */
 export type Auth =
   | AuthData
   | ((callback: (data: AuthData) => void) => void)
@@ -29,6 +30,10 @@ export interface SocketOptions {
   heartbeatInterval?: number;
   /** Emits kept while disconnected (default 100); the oldest is dropped beyond. */
   maxBufferedEmits?: number;
+  /** Ask `auth` for a new token and send `refresh` this many ms before the token's
+   * `exp` from the connect ack, or a third of the time left when that is less
+   * (default 60000). */
+  refreshMargin?: number;
   /** Endpoint path (default "/ws/", used when the URL has none). Given explicitly it
    * replaces the URL's path, as in socket.io-client; a trailing slash is added. A
    * socket.io path (ending in "/socket.io", Open WebUI's "/ws/socket.io") turns
@@ -70,7 +75,9 @@ export type DisconnectReason = "io server disconnect" | "io client disconnect" |
 export interface DisconnectDetails {
   /** WebSocket close code, e.g. 4401, 1012, 1006. */
   code?: number;
-  /** The server's reason from its `disconnect` event (forced disconnects). */
+  /** The server's reason from its `disconnect` event (forced disconnects), e.g.
+   * "password changed"; "token expired" comes with reason "transport close" and a
+   * reconnect that asks `auth` again. */
   reason?: string;
 }
 
@@ -112,6 +119,10 @@ export class Socket {
   on(event: "connect", listener: () => void): this;
   on(event: "disconnect", listener: (reason: DisconnectReason, details?: DisconnectDetails) => void): this;
   on(event: "connect_error", listener: (err: RealtimeError) => void): this;
+  /** The in-band token refresh failed twice (server refusal such as `unauthorized`
+   * or `forbidden`, `timeout`, or `unauthorized` when `auth` failed or had no newer
+   * token); the socket stays until the server closes it at the token's expiry. */
+  on(event: "refresh_error", listener: (err: RealtimeError) => void): this;
   on(event: string, listener: Listener): this;
   once(event: string, listener: Listener): this;
   off(event?: string, listener?: Listener): this;

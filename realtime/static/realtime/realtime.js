@@ -17,6 +17,9 @@ export const DEFAULTS = Object.freeze({
   // Emits kept while disconnected; past this the oldest is dropped with a warning,
   // so a page left offline does not grow without bound.
   maxBufferedEmits: 100,
+  // Send `refresh` this long before the token's exp (ms), or a third of the time
+  // left when that is shorter: early enough for a slow `auth` and a retry.
+  refreshMargin: 60000,
   path: "/ws/",
   autoConnect: true,
   transports: ["websocket"],
@@ -35,10 +38,13 @@ const FINAL_CONNECT_ERRORS = new Set(["unauthorized", "bad_request"]);
 
 // Events this adapter raises itself; the server's events of the same name are
 // handled here (`disconnect`) or never sent (`connect` is a client event).
-const RESERVED = new Set(["connect", "connect_error", "disconnect"]);
+const RESERVED = new Set(["connect", "connect_error", "disconnect", "refresh_error"]);
 
 // Close codes after which reconnecting cannot help (docs/protocol.md §3, §4).
 const CLOSE_UNAUTHORIZED = 4401;
+// The server's `disconnect` reason at the token's expiry: unlike the other forced
+// disconnects, a reconnect with a fresh token from `auth` can help.
+const TOKEN_EXPIRED = "token expired";
 
 /** An error from the server (ack or call) or from the adapter, with a stable code. */
 export class RealtimeError extends Error {
@@ -135,6 +141,7 @@ export class Socket {
     this._ws = null;
     this._timers = new Set();
     this._heartbeat = null;
+    this._lifetime = null; // token in force, its exp, the refresh timer (docs/adapter.md)
     this._userJoin = undefined; // last user-join payload, re-sent after a reconnect
     this._wanted = false; // the page wants a connection (connect() until disconnect())
     this._everConnected = false;
@@ -425,6 +432,7 @@ export class Socket {
           return;
         }
         authenticated = true;
+        this._lifetime = { token, exp: frame.data?.exp, timer: null };
         this._connected(frame.data);
         return;
       }
@@ -468,6 +476,7 @@ export class Socket {
     this._heartbeat = setInterval(() => {
       if (this.connected) this._transmit({ event: "heartbeat", data: null });
     }, this.options.heartbeatInterval);
+    this._scheduleRefresh(false);
     // Listeners re-join their rooms first, so buffered emits that need them work.
     this._fire("connect");
     const buffered = this._buffer.splice(0);
@@ -485,9 +494,15 @@ export class Socket {
     this.id = undefined;
     if (this._heartbeat) clearInterval(this._heartbeat);
     this._heartbeat = null;
+    this._endLifetime();
     this._failPendingAcks();
     // The server said go away: its `disconnect` event, or 4401 (docs/protocol.md §3).
-    const forced = close?.code === CLOSE_UNAUTHORIZED || this._serverReason !== undefined;
+    // At the token's expiry it did too, but a new token from `auth` may do: that one
+    // is lost like a transport and reconnects (a static, expired token is then
+    // refused as a connect_error).
+    const expired = this._serverReason === TOKEN_EXPIRED;
+    const told = close?.code === CLOSE_UNAUTHORIZED || this._serverReason !== undefined;
+    const forced = told && !expired;
     const reason = forced ? "io server disconnect" : "transport close";
     const details = { code: close?.code, reason: this._serverReason ?? close?.reason };
     if (forced) {
@@ -543,6 +558,7 @@ export class Socket {
     this.id = undefined;
     if (this._heartbeat) clearInterval(this._heartbeat);
     this._heartbeat = null;
+    this._endLifetime();
     this._failPendingAcks();
     this._failBuffer();
     if (ws) {
@@ -553,6 +569,75 @@ export class Socket {
         // already closing
       }
     }
+  }
+
+  // --- token refresh (docs/protocol.md §3, `refresh`) ------------------------------
+
+  // Send `refresh` before the token in force expires: at exp minus refreshMargin, or
+  // minus a third of the time left when that is less, never in the past. A retry
+  // waits half of what is left then.
+  _scheduleRefresh(retry) {
+    const lifetime = this._lifetime;
+    if (!lifetime || typeof lifetime.exp !== "number") return; // a server without exp
+    if (lifetime.timer) this._clearTimer(lifetime.timer);
+    const left = Math.max(0, lifetime.exp * 1000 - Date.now());
+    const wait = retry ? left / 2 : left - Math.min(this.options.refreshMargin, left / 3);
+    lifetime.timer = this._setTimer(() => {
+      lifetime.timer = null;
+      this._refresh(lifetime, retry);
+    }, Math.max(0, wait));
+  }
+
+  async _refresh(lifetime, retried) {
+    const failed = (err) => {
+      if (lifetime !== this._lifetime) return; // that connection is gone
+      if (retried) this._fire("refresh_error", err);
+      else this._scheduleRefresh(true);
+    };
+    let token;
+    try {
+      token = await this._token();
+    } catch (err) {
+      failed(new RealtimeError("unauthorized", `auth failed: ${err}`));
+      return;
+    }
+    if (lifetime !== this._lifetime) return;
+    if (token === lifetime.token) {
+      // A static `auth` object has nothing newer to give: the server closes at exp
+      // and the reconnect that follows (_lost) reports what auth says then. A
+      // function may have a new token a little later.
+      if (typeof this.auth === "function") {
+        failed(new RealtimeError("unauthorized", "auth gave no newer token"));
+      }
+      return;
+    }
+    if (typeof token !== "string" || !token) {
+      failed(new RealtimeError("unauthorized", "no token to refresh with"));
+      return;
+    }
+    const settle = (err, data) => {
+      if (lifetime !== this._lifetime) return;
+      if (err) {
+        failed(err);
+        return;
+      }
+      lifetime.token = token; // accepted: the one to compare auth's next answer with
+      if (typeof data?.exp === "number" && data.exp > lifetime.exp) {
+        lifetime.exp = data.exp;
+        this._scheduleRefresh(false);
+      } else {
+        failed(new RealtimeError("unauthorized", "the new token expires no later"));
+      }
+    };
+    this._send("refresh", { token }, settle, {
+      timeout: this.options.timeout,
+      volatile: true,
+    });
+  }
+
+  _endLifetime() {
+    if (this._lifetime?.timer) this._clearTimer(this._lifetime.timer);
+    this._lifetime = null;
   }
 
   // --- incoming frames ---------------------------------------------------------------
