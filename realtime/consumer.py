@@ -243,13 +243,21 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             history.replay(session, recovery)
 
     async def _positions(self) -> dict:
-        # Where the socket starts in each history room it is in: a client that
-        # drops before any event of the room can still recover from here.
+        # Where the socket is in each history room it is in once the ack is read
+        # (the events after it follow): a client that drops before any event of
+        # the room can still recover from here. A recovered room is where the
+        # client said it was, since its missed events come next.
         positions = {}
         for room in sorted(self.session.rooms):
             recovery = self.session.recovering.get(room)
             if recovery is not None and recovery.read is not None:
-                epoch, offset = recovery.read.epoch, recovery.read.offset
+                read = recovery.read
+                asked = recovery.asked
+                epoch, offset = (
+                    (asked.epoch, asked.offset)
+                    if read.status == "ok"
+                    else (read.epoch, read.offset)
+                )
             elif history.keeps_history(room):
                 epoch, offset = await self.hub.position_of(room)
             else:

@@ -1,0 +1,193 @@
+"""Resumable delivery of chat streams across two real server processes (daphne and
+uvicorn) on the real Redis: cut connections, a killed instance, a second device."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chats.fake_model import fake_tokens
+from chats.models import Message
+from chats.services import message_summary
+from realtime.rooms import user_room
+from testing.clients import RealSocket, SocketClient
+from testing.cluster import http_get, http_post
+from testing.factories import chat_create, token_for
+from testing.recovery import Positions, read_chat
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+PROMPT = "what is streaming"
+
+
+async def start(server, user, chat, *, tokens: int, tps: float) -> dict:
+    status, reply = await asyncio.to_thread(
+        http_post,
+        f"{server.http}/api/chats/{chat.id}/completions",
+        {"prompt": PROMPT, "tokens": tokens, "tokens_per_second": tps},
+        token_for(user),
+    )
+    assert status == 202, reply
+    return reply
+
+
+@database_sync_to_async
+def stored(chat, message_id) -> dict:
+    return message_summary(
+        Message.objects.select_related("chat").get(chat=chat, message_id=message_id)
+    )
+
+
+async def connect(server, user, positions: Positions, **recover) -> dict:
+    client = await SocketClient.open(RealSocket(server.ws))
+    hello = await client.connect(user, **recover)
+    positions.hello(hello)
+    return client, hello
+
+
+async def _reconnect_and_finish(server, alice, positions, pieces, missed_from):
+    tab, hello = await connect(server, alice, positions, recover=positions.recover())
+    room = user_room(alice.id)
+    assert hello["recovered"] is True, hello
+    assert hello["recovery"][room]["replayed"] > 0
+    assert hello["recovery"][room]["offset"] > missed_from
+    assert await read_chat(tab, positions, pieces) == "until"
+    await tab.close()
+
+
+async def test_a_socket_cut_mid_stream_resumes_on_the_other_instance(cluster, people):
+    one, two = cluster
+    alice = people["alice"]
+    chat = await chat_create(alice)
+    positions = Positions()
+    pieces: list[str] = []
+    tab, _ = await connect(one, alice, positions)
+    started = await start(one, alice, chat, tokens=150, tps=50)
+    assert await read_chat(tab, positions, pieces, limit=15) == "limit"
+    missed_from = positions.rooms[user_room(alice.id)]["offset"]
+    await tab.abort()  # no close frame: a network switch
+    await asyncio.sleep(2)
+    await _reconnect_and_finish(two, alice, positions, pieces, missed_from)
+    assert positions.duplicates == []
+    assert pieces == fake_tokens(PROMPT, 150)
+    row = await stored(chat, started["message_id"])
+    assert "".join(pieces) == row["content"] and row["done"]
+
+
+async def test_the_instance_holding_the_socket_is_killed_mid_stream(cluster, people):
+    generating, holding = cluster
+    alice = people["alice"]
+    chat = await chat_create(alice)
+    positions = Positions()
+    pieces: list[str] = []
+    tab, _ = await connect(holding, alice, positions)
+    started = await start(generating, alice, chat, tokens=150, tps=50)
+    assert await read_chat(tab, positions, pieces, limit=15) == "limit"
+    missed_from = positions.rooms[user_room(alice.id)]["offset"]
+    await asyncio.to_thread(holding.kill)
+    assert await read_chat(tab, positions, pieces, timeout=5) == "closed"
+    await asyncio.sleep(0.5)
+    await _reconnect_and_finish(generating, alice, positions, pieces, missed_from)
+    assert positions.duplicates == []
+    assert pieces == fake_tokens(PROMPT, 150)
+    row = await stored(chat, started["message_id"])
+    assert "".join(pieces) == row["content"] and row["done"]
+
+
+async def test_a_second_device_opens_the_chat_mid_stream_on_another_instance(
+    cluster, people
+):
+    one, two = cluster
+    alice = people["alice"]
+    chat = await chat_create(alice)
+    first = Positions()
+    pieces: list[str] = []
+    tab, _ = await connect(one, alice, first)
+    started = await start(one, alice, chat, tokens=120, tps=40)
+    assert await read_chat(tab, first, pieces, limit=20) == "limit"
+    # The second device: a socket on instance two, then the chat from REST there.
+    second = Positions()
+    device, _ = await connect(two, alice, second)
+    status, body = await asyncio.to_thread(
+        http_get, f"{two.http}/api/chats/{chat.id}/", token_for(alice)
+    )
+    assert status == 200
+    (message,) = [
+        m for m in body["messages"] if m["message_id"] == started["message_id"]
+    ]
+    assert message["state"] == "streaming"
+    position = message["position"]
+    assert position["room"] == user_room(alice.id)
+    # Then what came after the stored position, and the live events after that.
+    ack = device.new_ack()
+    await device.send({"event": "history", "data": position, "ack": ack})
+    live: list[dict] = []
+    while True:
+        frame = await device.recv(5)
+        if frame.get("ack") == ack:
+            break
+        if frame.get("event") == "events":
+            live.append(frame)
+    history = frame["data"]
+    assert history["recovered"] is True, history
+    text = message["content"]
+    for event in history["events"]:
+        if event["data"]["message_id"] == started["message_id"]:
+            inner = event["data"]["data"]
+            if inner["type"] == "message":
+                text += inner["data"]["content"]
+    last = history["offset"]
+    later: list[str] = []
+
+    def take(frame):
+        inner = frame["data"]["data"]
+        if frame["offset"] > last and inner["type"] == "message":
+            later.append(inner["data"]["content"])
+        return inner["type"]
+
+    kinds = [take(frame) for frame in live]
+    while "chat:completion" not in kinds:
+        frame = await device.recv(10)
+        if frame.get("event") == "events":
+            kinds.append(take(frame))
+    assert text + "".join(later) == "".join(fake_tokens(PROMPT, 120))
+    assert await read_chat(tab, first, pieces) == "until"
+    row = await stored(chat, started["message_id"])
+    assert row["content"] == text + "".join(later)
+    await tab.close()
+    await device.close()
+
+
+async def test_a_history_lost_with_redis_data_says_not_recovered(
+    cluster, people, redis_prefix
+):
+    one, two = cluster
+    alice = people["alice"]
+    chat = await chat_create(alice)
+    positions = Positions()
+    pieces: list[str] = []
+    tab, _ = await connect(one, alice, positions)
+    started = await start(one, alice, chat, tokens=100, tps=50)
+    assert await read_chat(tab, positions, pieces, limit=10) == "limit"
+    await tab.abort()
+    # Redis loses the room's history (what a restart without persistence does to it).
+    import redis.asyncio as aioredis
+
+    from testing.services import REDIS_TEST_URL
+
+    client = aioredis.from_url(REDIS_TEST_URL)
+    room = user_room(alice.id)
+    await client.delete(f"{redis_prefix}:hm:{room}", f"{redis_prefix}:h:{room}")
+    await client.aclose()
+    tab, hello = await connect(two, alice, positions, recover=positions.recover())
+    assert hello["recovered"] is False
+    result = hello["recovery"][room]
+    assert result["reason"] == "epoch"
+    # The client reloads from REST and follows the new epoch live.
+    positions.adopt(room, result)
+    rest: list[str] = []
+    assert await read_chat(tab, positions, rest) == "until"
+    row = await stored(chat, started["message_id"])
+    assert row["content"] == "".join(fake_tokens(PROMPT, 100))
+    assert row["content"].endswith("".join(rest)) and rest
+    await tab.close()
