@@ -26,8 +26,11 @@ class Positions:
 
     def see(self, frame: dict) -> bool:
         """Record a frame; False if it is a duplicate (or out of order)."""
-        if frame.get("event") in ("position", "recovery"):
-            self.adopt(frame["data"]["room"], frame["data"])
+        # Where a room starts; for a recovery, only one that failed (a recovered
+        # room's missed events follow, after the position the client had).
+        event, data = frame.get("event"), frame.get("data")
+        if event == "position" or (event == "recovery" and not data["recovered"]):
+            self.adopt(data["room"], data)
         room = frame.get("room")
         if room is None:
             return True
