@@ -17,8 +17,10 @@ from testing.cluster import ARTIFACTS, cluster_env
 from testing.factories import user_create
 from testing.services import (
     CHROMIUM,
+    PRIVATE_REDIS_PORT,
     REDIS_TEST_URL,
     REQUIRE_SERVICES,
+    PrivateRedis,
     chromium_available,
     redis_available,
     redis_flush,
@@ -185,3 +187,13 @@ def cluster(redis_settings, redis_prefix, settings, request):
     # Tokens travel only in the first frame and are never logged (JWTs start "eyJ").
     for server in fleet.instances:
         assert "eyJ" not in server.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of the test's own on PRIVATE_REDIS_PORT, which it may restart
+    (point the cluster at it with cluster_env(REDIS_URL=PRIVATE_REDIS_URL))."""
+    server = PrivateRedis(PRIVATE_REDIS_PORT)
+    server.start()
+    yield server
+    server.kill()

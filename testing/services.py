@@ -72,3 +72,15 @@ class PrivateRedis:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# The port of the private Redis that tests restart (the `private_redis` fixture),
+# chosen at import so that a `cluster_env` marker can point servers at it.
+PRIVATE_REDIS_PORT = _free_port()
+PRIVATE_REDIS_URL = f"redis://127.0.0.1:{PRIVATE_REDIS_PORT}/0"

@@ -14,6 +14,7 @@ from testing.clients import RealSocket, SocketClient
 from testing.cluster import http_get, http_post
 from testing.factories import chat_create, token_for
 from testing.recovery import Positions, read_chat
+from testing.services import PRIVATE_REDIS_URL
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -191,3 +192,46 @@ async def test_a_history_lost_with_redis_data_says_not_recovered(
     assert row["content"] == "".join(fake_tokens(PROMPT, 100))
     assert row["content"].endswith("".join(rest)) and rest
     await tab.close()
+
+
+@pytest.mark.cluster_env(REDIS_URL=PRIVATE_REDIS_URL)
+async def test_after_a_redis_restart_the_room_is_not_recovered(
+    private_redis, cluster, people
+):
+    one, two = cluster
+    alice = people["alice"]
+    chat = await chat_create(alice)
+    positions = Positions()
+    pieces: list[str] = []
+    tab, _ = await connect(one, alice, positions)
+    started = await start(one, alice, chat, tokens=200, tps=40)
+    assert await read_chat(tab, positions, pieces, limit=5) == "limit"
+    await tab.abort()
+    private_redis.kill()  # it keeps nothing on disk: every room's history is gone
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(private_redis.start)
+    room = user_room(alice.id)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # the instances re-register within a liveness tick
+        try:
+            tab, hello = await connect(
+                two, alice, positions, recover=positions.recover()
+            )
+            break
+        except (AssertionError, OSError):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.3)
+    assert hello["recovered"] is False
+    assert hello["recovery"][room]["reason"] == "epoch"
+    assert hello["recovery"][room]["epoch"] != positions.frames[-1]["epoch"]
+    positions.adopt(room, hello["recovery"][room])
+    rest: list[str] = []
+    # Live events reach the new socket: no instance takes the routes it cached
+    # before the restart for current ones (the routes' incarnation changed).
+    assert await read_chat(tab, positions, rest, timeout=15) == "until"
+    assert positions.duplicates == []
+    await tab.close()
+    # What the client did not get live it reloads: REST has the whole answer.
+    row = await stored(chat, started["message_id"])
+    assert row["content"] == "".join(fake_tokens(PROMPT, 200))
+    assert row["content"].endswith("".join(rest)) and len(rest) >= 5

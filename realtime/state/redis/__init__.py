@@ -15,6 +15,7 @@ Keys (all under REDIS_KEY_PREFIX, written `p:` here):
     p:rt:{room}          set   instance channels the room's events go to
     p:i:{iid}:routes     set   rooms routed to the instance
     p:routes:version     counter bumped by every route change
+    p:routes:incarnation random: which era of the counter (Redis lost its data)
     p:t:{tid}            hash  item_id, user_id, instance, channel, created_at
     p:tasks              set   running task ids
     p:item:{item}:tasks  set   running tasks of an item

@@ -3,9 +3,11 @@
 p:rt:{room}          set     instance channels the room's events go to
 p:i:{iid}:routes     set     rooms routed to the instance
 p:routes:version     counter bumped by every route change (and by reaping)
+p:routes:incarnation random, set when missing by route changes: the counter's era
 """
 
 import asyncio
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,10 @@ def queue_route(
     change(f"{prefix}:rt:{room}", channel)
     change(f"{prefix}:i:{instance_id}:routes", room)
     pipe.incr(f"{prefix}:routes:version")
+    # The counter starts again from nothing when Redis loses its data, so it can
+    # come back to the very value a process cached: the incarnation, made anew
+    # then, tells the two apart.
+    pipe.set(f"{prefix}:routes:incarnation", secrets.token_hex(8), nx=True)
 
 
 class RedisRoutes(RedisConnection):
@@ -85,12 +91,14 @@ class RedisRoutes(RedisConnection):
             if before is not None:
                 before(pipe)
             pipe.get(f"{self.p}:routes:version")
+            pipe.get(f"{self.p}:routes:incarnation")
             for room in missing:
                 pipe.smembers(f"{self.p}:rt:{room}")
 
         replies = await self.run_pipeline(fill)
         first = replies.pop(0) if before is not None else None
-        version, *found = replies
+        count, incarnation, *found = replies
+        version = None if count is None else f"{incarnation}:{count}"
         if version is None and self._route_version is not None:
             # The routes version vanished: Redis lost its data (a restart, a failover
             # to an empty replica). Instances re-register their routes as soon as they
