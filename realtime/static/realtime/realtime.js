@@ -37,8 +37,22 @@ const PROTOCOLS = new Set(["openwebui", "realtime"]);
 const FINAL_CONNECT_ERRORS = new Set(["unauthorized", "bad_request"]);
 
 // Events this adapter raises itself; the server's events of the same name are
-// handled here (`disconnect`) or never sent (`connect` is a client event).
-const RESERVED = new Set(["connect", "connect_error", "disconnect", "refresh_error"]);
+// handled here (`disconnect`, `recovery`) or never sent (`connect` is a client event).
+const RESERVED = new Set([
+  "connect",
+  "connect_error",
+  "disconnect",
+  "refresh_error",
+  "recovery",
+  "recovery_failed",
+]);
+
+// Limits of a connect frame's `recover` (docs/protocol.md): the server refuses a
+// frame past them with bad_request and 4401, which would end reconnecting, so the
+// adapter keeps no position it could not present.
+const RECOVER_MAX_ROOMS = 100;
+const ROOM_MAX_CHARS = 200;
+const EPOCH_MAX_CHARS = 64;
 
 // Close codes after which reconnecting cannot help (docs/protocol.md §3, §4).
 const CLOSE_UNAUTHORIZED = 4401;
@@ -116,6 +130,19 @@ function checkTransports(transports) {
   }
 }
 
+/** A position the server's `recover` limits accept (docs/protocol.md). */
+function validPosition(room, epoch, offset) {
+  return (
+    typeof room === "string" &&
+    room.length > 0 &&
+    room.length <= ROOM_MAX_CHARS &&
+    typeof epoch === "string" &&
+    epoch.length <= EPOCH_MAX_CHARS &&
+    Number.isSafeInteger(offset) &&
+    offset >= 0
+  );
+}
+
 export class Socket {
   constructor(url, options = {}) {
     this.options = { ...DEFAULTS, ...options };
@@ -146,6 +173,15 @@ export class Socket {
     this._wanted = false; // the page wants a connection (connect() until disconnect())
     this._everConnected = false;
     this._generation = 0; // bumped per attempt: a stale attempt's callbacks do nothing
+    // Resumable delivery (docs/adapter.md "Recovery"): room -> {epoch, offset} of the
+    // last event seen, in order of update (a Map re-inserted on every update), and
+    // the sid of the last connection, presented on a reconnect.
+    this._positions = new Map();
+    this._lastSid = undefined;
+    /** socket.io-client's name: the last reconnect recovered every room so far. */
+    this.recovered = false;
+    /** The position of the event whose listeners are running, else null. */
+    this.lastPosition = null;
     if (this.options.autoConnect) this.connect();
   }
 
@@ -408,6 +444,8 @@ export class Socket {
 
     ws.onopen = () => {
       const data = this.protocol ? { token, protocol: this.protocol } : { token };
+      const recover = this._everConnected ? this._recoverFrame() : null;
+      if (recover) data.recover = recover;
       ws.send(JSON.stringify({ event: "connect", data, ack: 0 }));
     };
     ws.onmessage = (message) => {
@@ -466,9 +504,11 @@ export class Socket {
     this._everConnected = true;
     this._attempts = 0;
     this.id = hello.sid;
+    this._lastSid = hello.sid;
     this.user = hello.user;
     this.connected = true;
     this._serverReason = undefined;
+    const failed = this._connectRecovery(hello, reconnect);
     // Rooms are per socket: a new socket must join again before anything else.
     if (reconnect && this._userJoin !== undefined) {
       this._transmit({ event: "user-join", data: this._userJoin, settle: null });
@@ -479,6 +519,7 @@ export class Socket {
     this._scheduleRefresh(false);
     // Listeners re-join their rooms first, so buffered emits that need them work.
     this._fire("connect");
+    for (const [room, details] of failed) this._fire("recovery_failed", room, details);
     const buffered = this._buffer.splice(0);
     for (const item of buffered) {
       if (!this.connected) {
@@ -668,7 +709,15 @@ export class Socket {
       console.warn("realtime: server error", frame.data);
       return;
     }
-    this._fire(frame.event, frame.data);
+    if (frame.event === "recovery") this._roomRecovery(frame.data);
+    const position = this._position(frame);
+    if (position === false) return; // a duplicate: already delivered
+    this.lastPosition = position;
+    try {
+      this._fire(frame.event, frame.data);
+    } finally {
+      this.lastPosition = null;
+    }
   }
 
   _answer(event, data, callId) {
@@ -708,6 +757,94 @@ export class Socket {
       if (result && typeof result.then === "function") result.then(answer, fail);
       else if (result !== undefined || listener.length < 2) answer(result);
     });
+  }
+
+  // --- recovery (issue 16: resumable delivery) --------------------------------------
+
+  /** Positions per room, {room: {epoch, offset}}: a copy, for apps and tests. */
+  get positions() {
+    const copy = {};
+    for (const [room, { epoch, offset }] of this._positions) copy[room] = { epoch, offset };
+    return copy;
+  }
+
+  /**
+   * The events of `room` after `position` ({epoch, offset}), from the server's
+   * history: a promise of the ack's data {recovered, epoch, offset, events, reason?}.
+   */
+  history(room, position) {
+    const { epoch, offset } = position ?? {};
+    return this.emitWithAck("history", { room, epoch, offset });
+  }
+
+  // `recover` of the connect frame: the last sid and the 100 most recently updated
+  // rooms, or null when there is nothing to present.
+  _recoverFrame() {
+    if (!this._positions.size) return null;
+    const rooms = {};
+    for (const [room, { epoch, offset }] of [...this._positions].slice(-RECOVER_MAX_ROOMS)) {
+      rooms[room] = { epoch, offset };
+    }
+    return this._lastSid ? { sid: this._lastSid, rooms } : { rooms };
+  }
+
+  _remember(room, epoch, offset) {
+    this._positions.delete(room); // re-inserted last: the most recently updated
+    this._positions.set(room, { epoch, offset });
+  }
+
+  // The connect ack's recovery: sets `recovered`, adopts the current position of
+  // each room that failed, and returns [room, details] for recovery_failed (fired
+  // after `connect`). A recovered room's position moves with its replayed events.
+  _connectRecovery(hello, reconnect) {
+    this.recovered = reconnect && hello.recovered === true;
+    const failed = [];
+    const entries = hello.recovery;
+    if (!entries || typeof entries !== "object") return failed;
+    for (const [room, entry] of Object.entries(entries)) {
+      const details = this._failure(room, entry);
+      if (details) failed.push([room, details]);
+    }
+    if (failed.length) this.recovered = false;
+    return failed;
+  }
+
+  // The server's `recovery` event, for a room joined after connect (user-join).
+  _roomRecovery(data) {
+    if (!data || typeof data.room !== "string") return;
+    const details = this._failure(data.room, data);
+    if (!details) return;
+    this.recovered = false;
+    this._fire("recovery_failed", data.room, details);
+  }
+
+  // {reason, epoch, offset} of a recovery entry that failed (its position adopted),
+  // or null for one that recovered.
+  _failure(room, entry) {
+    if (!entry || entry.recovered !== false) return null;
+    const { reason, epoch, offset } = entry;
+    if (validPosition(room, epoch, offset)) this._remember(room, epoch, offset);
+    return { reason, epoch, offset };
+  }
+
+  // The position of an event frame, recorded: null for a frame without one, false
+  // for a duplicate (same epoch, offset not past the known one). A new epoch for a
+  // known room means its history was lost: recovery_failed, reason "epoch", first.
+  _position(frame) {
+    const { room, epoch, offset } = frame;
+    if (room === undefined && epoch === undefined && offset === undefined) return null;
+    if (!validPosition(room, epoch, offset)) {
+      console.warn("realtime: ignored a malformed event position", { room, epoch, offset });
+      return null;
+    }
+    const known = this._positions.get(room);
+    if (known && known.epoch === epoch && offset <= known.offset) return false;
+    this._remember(room, epoch, offset);
+    if (known && known.epoch !== epoch) {
+      this.recovered = false;
+      this._fire("recovery_failed", room, { reason: "epoch", epoch, offset });
+    }
+    return { room, epoch, offset };
   }
 
   // --- timers ------------------------------------------------------------------------
