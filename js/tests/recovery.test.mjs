@@ -149,6 +149,37 @@ describe("recover on reconnect", () => {
   });
 });
 
+describe("start positions", () => {
+  test("the ack's positions start rooms not known yet; known ones keep theirs", async () => {
+    const socket = open();
+    const first = await acceptWith(socket, 1, {
+      sid: "sid-1",
+      positions: { "user:1": { epoch: "e", offset: 7 }, "channel:5": { epoch: "c", offset: 0 } },
+    });
+    assert.deepEqual(socket.positions, {
+      "user:1": { epoch: "e", offset: 7 },
+      "channel:5": { epoch: "c", offset: 0 },
+    });
+    first.push(event("user:1", "e", 9, 0));
+    first.drop(1012);
+    const second = await acceptWith(socket, 2, {
+      sid: "sid-2",
+      recovered: true,
+      recovery: { "user:1": { recovered: true, epoch: "e", offset: 12, replayed: 3 } },
+      positions: { "user:1": { epoch: "e", offset: 12 }, "channel:8": { epoch: "g", offset: 4 } },
+    });
+    assert.deepEqual(second.frames("connect")[0].data.recover.rooms, {
+      "channel:5": { epoch: "c", offset: 0 },
+      "user:1": { epoch: "e", offset: 9 },
+    });
+    const got = [];
+    socket.on("events", (data) => got.push(data.n));
+    for (const offset of [10, 11, 12]) second.push(event("user:1", "e", offset, offset));
+    assert.deepEqual(got, [10, 11, 12], "the replay is not taken for duplicates");
+    assert.deepEqual(socket.positions["channel:8"], { epoch: "g", offset: 4 });
+  });
+});
+
 describe("recovery_failed", () => {
   test("from the connect ack: per failed room, after connect, position adopted", async () => {
     const [socket, first] = await seen([

@@ -53,6 +53,7 @@ const RESERVED = new Set([
 const RECOVER_MAX_ROOMS = 100;
 const ROOM_MAX_CHARS = 200;
 const EPOCH_MAX_CHARS = 64;
+const SID_MAX_CHARS = 64;
 
 // Close codes after which reconnecting cannot help (docs/protocol.md §3, §4).
 const CLOSE_UNAUTHORIZED = 4401;
@@ -785,7 +786,9 @@ export class Socket {
     for (const [room, { epoch, offset }] of [...this._positions].slice(-RECOVER_MAX_ROOMS)) {
       rooms[room] = { epoch, offset };
     }
-    return this._lastSid ? { sid: this._lastSid, rooms } : { rooms };
+    const sid = this._lastSid;
+    const presentable = typeof sid === "string" && sid.length <= SID_MAX_CHARS;
+    return presentable ? { sid, rooms } : { rooms };
   }
 
   _remember(room, epoch, offset) {
@@ -800,13 +803,26 @@ export class Socket {
     this.recovered = reconnect && hello.recovered === true;
     const failed = [];
     const entries = hello.recovery;
-    if (!entries || typeof entries !== "object") return failed;
-    for (const [room, entry] of Object.entries(entries)) {
+    for (const [room, entry] of Object.entries(entries ?? {})) {
       const details = this._failure(room, entry);
       if (details) failed.push([room, details]);
     }
     if (failed.length) this.recovered = false;
+    this._adoptStart(hello.positions);
     return failed;
+  }
+
+  // The ack's `positions`: where the socket starts in each history room it is in. A
+  // room the adapter does not know yet starts there, so a drop before its first
+  // event still recovers it; a known room keeps its own (replayed events move it).
+  _adoptStart(positions) {
+    if (!positions || typeof positions !== "object") return;
+    for (const [room, start] of Object.entries(positions)) {
+      if (this._positions.has(room) || !validPosition(room, start?.epoch, start?.offset)) {
+        continue;
+      }
+      this._remember(room, start.epoch, start.offset);
+    }
   }
 
   // The server's `recovery` event, for a room joined after connect (user-join).
