@@ -178,6 +178,19 @@ describe("start positions", () => {
     assert.deepEqual(got, [10, 11, 12], "the replay is not taken for duplicates");
     assert.deepEqual(socket.positions["channel:8"], { epoch: "g", offset: 4 });
   });
+
+  test("a `position` event starts a room entered later, and is passed on", async () => {
+    const [socket, ws] = await seen([event("channel:5", "c", 3, 0)]);
+    const got = [];
+    socket.on("position", (data) => got.push(data));
+    ws.push({ event: "position", data: { room: "channel:6", epoch: "d", offset: 11 } });
+    ws.push({ event: "position", data: { room: "channel:5", epoch: "c", offset: 1 } });
+    assert.equal(got.length, 2);
+    assert.deepEqual(socket.positions, {
+      "channel:5": { epoch: "c", offset: 3 },
+      "channel:6": { epoch: "d", offset: 11 },
+    });
+  });
 });
 
 describe("recovery_failed", () => {

@@ -1,6 +1,7 @@
 """Resumable delivery (issue 16) in Chromium: the demo chat page reloaded in the
 middle of a stream resumes it from the message's position and the room's history, and
-a socket whose connection is cut recovers the missed events on its reconnect. Every
+a socket whose connection is cut, or whose instance restarts (the history in Redis),
+recovers the missed events on its reconnect, with no reload. Every
 text the page shows must be a prefix of the stored answer (a lost or repeated delta
 breaks that), and the deltas alone, before the completion event that carries the
 whole text, must reach the stored answer."""
@@ -42,6 +43,45 @@ RECORDER = """
 })();
 """
 
+# A slow history: its request leaves the page 500 ms late, and its ack comes 500 ms
+# late, so live events of the message arrive both before the server reads the
+# history (it holds them too) and after (the page must apply each once, in order).
+SLOW_HISTORY = """
+(() => {
+  const DELAY = 500;
+  const asked = new Set();
+  window.overtaking = 0; // live events delivered while a history request is out
+  let out = 0;
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (text) {
+    const frame = JSON.parse(text);
+    if (frame.event !== "history") return send.call(this, text);
+    asked.add(frame.ack);
+    out += 1;
+    setTimeout(() => send.call(this, text), DELAY);
+  };
+  const handler = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+  Object.defineProperty(WebSocket.prototype, "onmessage", {
+    get() { return handler.get.call(this); },
+    set(fn) {
+      const late = (message) => {
+        const frame = JSON.parse(message.data);
+        if (asked.has(frame.ack)) {
+          setTimeout(() => {
+            out -= 1;
+            fn.call(this, message);
+          }, DELAY);
+          return;
+        }
+        if (out && "offset" in frame) window.overtaking += 1;
+        fn.call(this, message);
+      };
+      handler.set.call(this, fn && late);
+    },
+  });
+})();
+"""
+
 
 class Frames:
     """The JSON frames each WebSocket of a page sent and received, by socket."""
@@ -59,11 +99,18 @@ class Frames:
             lambda payload: record["received"].append(json.loads(payload)),
         )
 
-    def connect_ack(self, index: int) -> dict:
-        """The data of socket `index`'s connect ack."""
-        acks = [f for f in self.sockets[index]["received"] if f.get("ack") == 0]
-        assert acks, f"socket {index} got no connect ack"
-        return acks[0]["data"]
+    def connected(self) -> list[dict]:
+        """The sockets that got a connect ack (not the attempts that failed)."""
+        return [
+            s for s in self.sockets if any(f.get("ack") == 0 for f in s["received"])
+        ]
+
+
+def connect_of(socket: dict) -> tuple[dict, dict]:
+    """A socket's connect frame and the data of its ack."""
+    hello = next(f for f in socket["sent"] if f.get("event") == "connect")
+    ack = next(f for f in socket["received"] if f.get("ack") == 0)
+    return hello["data"], ack["data"]
 
 
 async def start_answer(tab: Tab, tokens: int = 100, tps: int = 10) -> str:
@@ -92,16 +139,18 @@ async def finished(tab: Tab, base: str, chat_id: str, user) -> str:
     return final
 
 
-async def test_a_reload_mid_stream_resumes_from_the_history(
-    browser,  # noqa: F811
-    server,  # noqa: F811
-    people,
-):
-    alice = people["alice"]
-    tab = await login(browser, server.http, alice)
+@pytest.fixture
+async def alice_tab(browser, server, people):  # noqa: F811
+    """Alice, logged in on the single server: her tab, not opened yet, and her."""
+    return await login(browser, server.http, people["alice"]), people["alice"]
+
+
+async def test_a_reload_mid_stream_resumes_from_the_history(alice_tab, server):  # noqa: F811
+    tab, alice = alice_tab
     await tab.page.context.add_init_script(RECORDER)
     await tab.open(tab.page.url)
     chat_id = await start_answer(tab)
+    await tab.page.context.add_init_script(SLOW_HISTORY)
 
     frames = Frames(tab.page)
     await tab.page.reload()
@@ -117,20 +166,17 @@ async def test_a_reload_mid_stream_resumes_from_the_history(
     [ask] = [f for f in socket["sent"] if f.get("event") == "history"]
     reply = next(f for f in socket["received"] if f.get("ack") == ask["ack"])["data"]
     assert reply["recovered"] is True, reply
+    assert reply["events"], "the stored text was not behind: no proof"
+    overtaking = await tab.page.evaluate("window.overtaking")
+    assert overtaking, "no live event came during the history request: no proof"
     assert ask["data"]["room"] == f"user:{alice.id}"
     assert rendered[0][0] != final
     tab.assert_no_errors()
 
 
-async def test_a_cut_connection_recovers_the_missed_events(
-    browser,  # noqa: F811
-    server,  # noqa: F811
-    people,
-):
-    alice = people["alice"]
-    tab = await login(browser, server.http, alice)
-    frames = Frames(tab.page)
-    await tab.open(tab.page.url)
+async def recovers(tab: Tab, frames: Frames, base: str, user, cut) -> None:
+    """Stream an answer, `cut()` the page's connection in the middle, and check that
+    the reconnect recovered the missed events, with no reload, and the text is whole."""
     chat_id = await start_answer(tab)
     await tab.page.evaluate(RECORDER)
     reloads = []
@@ -140,23 +186,58 @@ async def test_a_cut_connection_recovers_the_missed_events(
             reloads.append(r.url) if r.url.endswith(f"/api/chats/{chat_id}/") else None
         ),
     )
-
-    # The page's WebSocket closes under the adapter, as a network failure would.
-    await tab.page.evaluate("window.realtimeSocket._ws.close()")
+    await cut()
     await expect(tab.page.locator("#conn")).to_have_attribute(
         "data-connects", "2", timeout=WAIT_MS
     )
     assert await tab.page.evaluate("window.realtimeSocket.recovered") is True
-    first, second = frames.connect_ack(0), frames.connect_ack(1)
-    [hello] = [f for f in frames.sockets[1]["sent"] if f.get("event") == "connect"]
-    assert hello["data"]["recover"]["sid"] == first["sid"]
-    room = f"user:{alice.id}"
-    assert room in hello["data"]["recover"]["rooms"]
-    assert second["recovered"] is True, second
-    assert second["recovery"][room]["replayed"] > 0, "nothing was missed: no proof"
+    first, second = frames.connected()
+    _, hello = connect_of(first)
+    recover, ack = connect_of(second)
+    room = f"user:{user.id}"
+    assert recover["recover"]["sid"] == hello["sid"]
+    assert room in recover["recover"]["rooms"]
+    assert ack["recovered"] is True, ack
+    assert ack["recovery"][room]["replayed"] > 0, "nothing was missed: no proof"
     answer = tab.page.locator("article.assistant")
-    assert await answer.get_attribute("data-done") == "false"
-
-    await finished(tab, server.http, chat_id, alice)
+    assert await answer.get_attribute("data-done") == "false", "ended: no proof"
+    await finished(tab, base, chat_id, user)
     assert reloads == [], "a recovered page needs no reload"
+
+
+async def test_a_cut_connection_recovers_the_missed_events(alice_tab, server):  # noqa: F811
+    tab, alice = alice_tab
+    frames = Frames(tab.page)
+    await tab.open(tab.page.url)
+
+    async def cut() -> None:
+        # The page's WebSocket closes under the adapter, as a network failure would.
+        await tab.page.evaluate("window.realtimeSocket._ws.close()")
+
+    await recovers(tab, frames, server.http, alice, cut)
     tab.assert_no_errors()
+
+
+@pytest.mark.cluster
+@pytest.mark.cluster_env(ALLOWED_ORIGINS="*")
+async def test_a_socket_whose_instance_restarts_recovers_from_redis(
+    browser,  # noqa: F811
+    cluster,
+    people,
+):
+    """The page and the generation on instance 1, the WebSocket on instance 2 (?ws=),
+    which restarts mid-stream: the history is in Redis, so the new process replays
+    what the socket missed while it was down."""
+    pages_server, socket_server = cluster
+    alice = people["alice"]
+    tab = await login(browser, pages_server.http, alice)
+    frames = Frames(tab.page)
+    await tab.open(f"{pages_server.http}/chat/?ws={socket_server.ws}")
+
+    async def cut() -> None:
+        socket_server.terminate()
+        socket_server.start()
+
+    await recovers(tab, frames, pages_server.http, alice, cut)
+    # Chromium logs each refused connection while the server was down.
+    tab.assert_no_errors(r"console: WebSocket connection to .* failed")

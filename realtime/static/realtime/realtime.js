@@ -711,6 +711,7 @@ export class Socket {
       return;
     }
     if (frame.event === "recovery") this._roomRecovery(frame.data);
+    if (frame.event === "position") this._adoptStart({ [frame.data?.room]: frame.data });
     const position = this._position(frame);
     if (position === false) return; // a duplicate: already delivered
     this.lastPosition = position;
@@ -812,9 +813,10 @@ export class Socket {
     return failed;
   }
 
-  // The ack's `positions`: where the socket starts in each history room it is in. A
-  // room the adapter does not know yet starts there, so a drop before its first
-  // event still recovers it; a known room keeps its own (replayed events move it).
+  // The ack's `positions`, or a `position` event for a room entered later: where
+  // the socket starts in each history room. A room the adapter does not know yet
+  // starts there, so a drop before its first event still recovers it; a known room
+  // keeps its own (replayed events move it; a new epoch shows in its next event).
   _adoptStart(positions) {
     if (!positions || typeof positions !== "object") return;
     for (const [room, start] of Object.entries(positions)) {
