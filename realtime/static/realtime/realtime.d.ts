@@ -167,6 +167,8 @@ export class Socket {
   on(event: "refresh_error", listener: (err: RealtimeError) => void): this;
   on(event: "recovery_failed", listener: (room: string, details: RecoveryFailure) => void): this;
   on(event: "recovery", listener: (data: RecoveryEvent) => void): this;
+  /** Where the socket starts in a history room entered after connect. */
+  on(event: "position", listener: (data: EventPosition) => void): this;
   on(event: string, listener: Listener): this;
   once(event: string, listener: Listener): this;
   off(event?: string, listener?: Listener): this;
