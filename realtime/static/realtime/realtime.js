@@ -1,7 +1,10 @@
 // Browser adapter for the realtime backend: a small stand-in for the part of
 // socket.io-client that chat front ends use, speaking the JSON protocol of
 // docs/protocol.md over one WebSocket. An ES module with no dependencies and no build
-// step; types in realtime.d.ts, API and migration table in docs/adapter.md.
+// step (positions.js beside it keeps the room positions of recovery); types in
+// realtime.d.ts, API and migration table in docs/adapter.md.
+
+import { RoomPositions } from "./positions.js";
 
 /** Reconnection defaults, the same as socket.io-client's. */
 export const DEFAULTS = Object.freeze({
@@ -46,14 +49,6 @@ const RESERVED = new Set([
   "recovery",
   "recovery_failed",
 ]);
-
-// Limits of a connect frame's `recover` (docs/protocol.md): the server refuses a
-// frame past them with bad_request and 4401, which would end reconnecting, so the
-// adapter keeps no position it could not present.
-const RECOVER_MAX_ROOMS = 100;
-const ROOM_MAX_CHARS = 200;
-const EPOCH_MAX_CHARS = 64;
-const SID_MAX_CHARS = 64;
 
 // Close codes after which reconnecting cannot help (docs/protocol.md §3, §4).
 const CLOSE_UNAUTHORIZED = 4401;
@@ -131,18 +126,7 @@ function checkTransports(transports) {
   }
 }
 
-/** A position the server's `recover` limits accept (docs/protocol.md). */
-function validPosition(room, epoch, offset) {
-  return (
-    typeof room === "string" &&
-    room.length > 0 &&
-    room.length <= ROOM_MAX_CHARS &&
-    typeof epoch === "string" &&
-    epoch.length <= EPOCH_MAX_CHARS &&
-    Number.isSafeInteger(offset) &&
-    offset >= 0
-  );
-}
+const position = ({ epoch, offset }) => ({ epoch, offset });
 
 export class Socket {
   constructor(url, options = {}) {
@@ -174,10 +158,9 @@ export class Socket {
     this._wanted = false; // the page wants a connection (connect() until disconnect())
     this._everConnected = false;
     this._generation = 0; // bumped per attempt: a stale attempt's callbacks do nothing
-    // Resumable delivery (docs/adapter.md "Recovery"): room -> {epoch, offset} of the
-    // last event seen, in order of update (a Map re-inserted on every update), and
-    // the sid of the last connection, presented on a reconnect.
-    this._positions = new Map();
+    // Resumable delivery (docs/adapter.md "Recovery"): the last position seen per
+    // room and the sid of the last connection, presented on a reconnect.
+    this._rooms = new RoomPositions();
     this._lastSid = undefined;
     /** socket.io-client's name: the last reconnect recovered every room so far. */
     this.recovered = false;
@@ -445,7 +428,7 @@ export class Socket {
 
     ws.onopen = () => {
       const data = this.protocol ? { token, protocol: this.protocol } : { token };
-      const recover = this._everConnected ? this._recoverFrame() : null;
+      const recover = this._everConnected ? this._rooms.recoverFrame(this._lastSid) : null;
       if (recover) data.recover = recover;
       ws.send(JSON.stringify({ event: "connect", data, ack: 0 }));
     };
@@ -711,10 +694,15 @@ export class Socket {
       return;
     }
     if (frame.event === "recovery") this._roomRecovery(frame.data);
-    if (frame.event === "position") this._adoptStart({ [frame.data?.room]: frame.data });
-    const position = this._position(frame);
-    if (position === false) return; // a duplicate: already delivered
-    this.lastPosition = position;
+    if (frame.event === "position") this._rooms.adoptStart({ [frame.data?.room]: frame.data });
+    const seen = this._rooms.observe(frame);
+    if (seen === "duplicate") return; // already delivered
+    if (seen?.epochChanged) {
+      // The room's history was lost: the page reloads it, then this event applies.
+      this.recovered = false;
+      this._fire("recovery_failed", seen.room, { reason: "epoch", ...position(seen) });
+    }
+    this.lastPosition = seen && { room: seen.room, ...position(seen) };
     try {
       this._fire(frame.event, frame.data);
     } finally {
@@ -765,9 +753,7 @@ export class Socket {
 
   /** Positions per room, {room: {epoch, offset}}: a copy, for apps and tests. */
   get positions() {
-    const copy = {};
-    for (const [room, { epoch, offset }] of this._positions) copy[room] = { epoch, offset };
-    return copy;
+    return this._rooms.snapshot();
   }
 
   /**
@@ -779,90 +765,27 @@ export class Socket {
     return this.emitWithAck("history", { room, epoch, offset });
   }
 
-  // `recover` of the connect frame: the last sid and the 100 most recently updated
-  // rooms, or null when there is nothing to present.
-  _recoverFrame() {
-    if (!this._positions.size) return null;
-    const rooms = {};
-    for (const [room, { epoch, offset }] of [...this._positions].slice(-RECOVER_MAX_ROOMS)) {
-      rooms[room] = { epoch, offset };
-    }
-    const sid = this._lastSid;
-    const presentable = typeof sid === "string" && sid.length <= SID_MAX_CHARS;
-    return presentable ? { sid, rooms } : { rooms };
-  }
-
-  _remember(room, epoch, offset) {
-    this._positions.delete(room); // re-inserted last: the most recently updated
-    this._positions.set(room, { epoch, offset });
-  }
-
-  // The connect ack's recovery: sets `recovered`, adopts the current position of
-  // each room that failed, and returns [room, details] for recovery_failed (fired
-  // after `connect`). A recovered room's position moves with its replayed events.
+  // The connect ack's recovery: sets `recovered` and returns [room, details] of the
+  // rooms that failed, for recovery_failed (fired after `connect`).
   _connectRecovery(hello, reconnect) {
     this.recovered = reconnect && hello.recovered === true;
     const failed = [];
-    const entries = hello.recovery;
-    for (const [room, entry] of Object.entries(entries ?? {})) {
-      const details = this._failure(room, entry);
+    for (const [room, result] of Object.entries(hello.recovery ?? {})) {
+      const details = this._rooms.failure(room, result);
       if (details) failed.push([room, details]);
     }
     if (failed.length) this.recovered = false;
-    this._adoptStart(hello.positions);
+    this._rooms.adoptStart(hello.positions);
     return failed;
-  }
-
-  // The ack's `positions`, or a `position` event for a room entered later: where
-  // the socket starts in each history room. A room the adapter does not know yet
-  // starts there, so a drop before its first event still recovers it; a known room
-  // keeps its own (replayed events move it; a new epoch shows in its next event).
-  _adoptStart(positions) {
-    if (!positions || typeof positions !== "object") return;
-    for (const [room, start] of Object.entries(positions)) {
-      if (this._positions.has(room) || !validPosition(room, start?.epoch, start?.offset)) {
-        continue;
-      }
-      this._remember(room, start.epoch, start.offset);
-    }
   }
 
   // The server's `recovery` event, for a room joined after connect (user-join).
   _roomRecovery(data) {
     if (!data || typeof data.room !== "string") return;
-    const details = this._failure(data.room, data);
+    const details = this._rooms.failure(data.room, data);
     if (!details) return;
     this.recovered = false;
     this._fire("recovery_failed", data.room, details);
-  }
-
-  // {reason, epoch, offset} of a recovery entry that failed (its position adopted),
-  // or null for one that recovered.
-  _failure(room, entry) {
-    if (!entry || entry.recovered !== false) return null;
-    const { reason, epoch, offset } = entry;
-    if (validPosition(room, epoch, offset)) this._remember(room, epoch, offset);
-    return { reason, epoch, offset };
-  }
-
-  // The position of an event frame, recorded: null for a frame without one, false
-  // for a duplicate (same epoch, offset not past the known one). A new epoch for a
-  // known room means its history was lost: recovery_failed, reason "epoch", first.
-  _position(frame) {
-    const { room, epoch, offset } = frame;
-    if (room === undefined && epoch === undefined && offset === undefined) return null;
-    if (!validPosition(room, epoch, offset)) {
-      console.warn("realtime: ignored a malformed event position", { room, epoch, offset });
-      return null;
-    }
-    const known = this._positions.get(room);
-    if (known && known.epoch === epoch && offset <= known.offset) return false;
-    this._remember(room, epoch, offset);
-    if (known && known.epoch !== epoch) {
-      this.recovered = false;
-      this._fire("recovery_failed", room, { reason: "epoch", epoch, offset });
-    }
-    return { room, epoch, offset };
   }
 
   // --- timers ------------------------------------------------------------------------
