@@ -186,12 +186,16 @@ async def recovers(tab: Tab, frames: Frames, base: str, user, cut) -> None:
             reloads.append(r.url) if r.url.endswith(f"/api/chats/{chat_id}/") else None
         ),
     )
+    before = len(frames.connected())
     await cut()
     await expect(tab.page.locator("#conn")).to_have_attribute(
         "data-connects", "2", timeout=WAIT_MS
     )
     assert await tab.page.evaluate("window.realtimeSocket.recovered") is True
-    first, second = frames.connected()
+    # The page's socket before the cut and the one after (a page loaded before the
+    # test's may have had one too).
+    *_, first, second = frames.connected()
+    assert len(frames.connected()) == before + 1
     _, hello = connect_of(first)
     recover, ack = connect_of(second)
     room = f"user:{user.id}"

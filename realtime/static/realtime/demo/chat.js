@@ -117,8 +117,17 @@ function merge(local, stored) {
 
 /** The stored chat. After a reconnect this fills what was missed while offline. */
 async function loadChat(chatId) {
-  const chat = await api("GET", `/api/chats/${chatId}/`);
-  if (chatId !== state.chatId) return;
+  holdEarly(chatId);
+  try {
+    const chat = await api("GET", `/api/chats/${chatId}/`);
+    if (chatId === state.chatId) showStored(chat);
+  } finally {
+    releaseEarly();
+  }
+  if (chatId === state.chatId) await loadTasks();
+}
+
+function showStored(chat) {
   for (const stored of chat.messages) {
     if (resumable(stored)) {
       // Exact up to its position: the stream resumes from there (resume below).
@@ -137,7 +146,6 @@ async function loadChat(chatId) {
   for (const stored of chat.messages) {
     list.append(list.querySelector(`[data-message-id="${CSS.escape(stored.message_id)}"]`));
   }
-  await loadTasks();
 }
 
 async function loadTasks() {
@@ -265,7 +273,28 @@ function resumable(stored) {
   return stored.state === "streaming" && Boolean(stored.position?.room);
 }
 
+// Live events of messages the page does not know yet, held while the chat loads: a
+// message that streams comes with its position and they apply after it, instead of
+// drawing a fragment of the answer first.
+const early = { chatId: null, loads: 0, events: [] };
+
+function holdEarly(chatId) {
+  early.chatId = chatId;
+  early.loads += 1;
+}
+
+function releaseEarly() {
+  early.loads -= 1;
+  if (early.loads > 0) return;
+  early.chatId = null;
+  for (const [payload, at] of early.events.splice(0)) onLiveEvent(payload, at);
+}
+
 function onLiveEvent(payload, at) {
+  if (early.chatId === payload.chat_id && !state.messages.has(payload.message_id)) {
+    early.events.push([payload, at]);
+    return;
+  }
   const sync = resumed.get(payload.message_id);
   if (!sync || !at || at.room !== sync.room) {
     handleEvent(payload);
