@@ -244,7 +244,10 @@ describe("recovery_failed", () => {
   });
 
   test("a live event with a new epoch for a known room", async () => {
-    const [socket, ws] = await seen([event("user:1", "e", 40, 0)]);
+    const [socket, first] = await seen([event("user:1", "e", 40, 0)]);
+    first.drop(1012);
+    const ws = await acceptWith(socket, 2, { sid: "sid-2", recovered: true, recovery: {} });
+    assert.equal(socket.recovered, true);
     const order = [];
     socket.on("recovery_failed", (room, details) => order.push([room, details]));
     socket.on("events", (data) => order.push(["events", data.n]));
@@ -257,6 +260,7 @@ describe("recovery_failed", () => {
       ["events", "a new room is no failure"],
     ]);
     assert.deepEqual(socket.positions["user:1"], { epoch: "f", offset: 1 });
+    assert.equal(socket.recovered, false, "a room failed");
   });
 
   test("recovery and recovery_failed cannot be emitted", () => {
