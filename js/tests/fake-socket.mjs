@@ -1,5 +1,6 @@
 // A scripted WebSocket for the adapter's unit tests: the test plays the server.
 import assert from "node:assert/strict";
+import { afterEach, beforeEach } from "node:test";
 
 export const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -52,4 +53,30 @@ export class FakeSocket {
     await until(() => this.frames("connect").length, "the connect frame");
     this.push({ ack: 0, data: { sid, user: { id: 1, name: "Alice", role: "user" } } });
   }
+}
+
+/**
+ * `open(options)` for a test file: an adapter socket on FakeSocket with short
+ * reconnect delays, every one disconnected after each test.
+ */
+export function adapterSockets(connect) {
+  let sockets = [];
+  beforeEach(() => {
+    FakeSocket.all = [];
+    sockets = [];
+  });
+  afterEach(() => {
+    for (const socket of sockets) socket.disconnect();
+  });
+  return function open(options = {}) {
+    const socket = connect("http://example.test", {
+      auth: { token: "tok" },
+      WebSocket: FakeSocket,
+      reconnectionDelay: 5,
+      reconnectionDelayMax: 20,
+      ...options,
+    });
+    sockets.push(socket);
+    return socket;
+  };
 }

@@ -2,7 +2,7 @@
 // Node's test runner, with a scripted WebSocket standing in for the server.
 // Run: node --test js/tests/   (the pytest suite runs this too)
 import assert from "node:assert/strict";
-import { afterEach, beforeEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import {
   backoffDelay,
@@ -11,28 +11,9 @@ import {
   RealtimeError,
   socketUrl,
 } from "../../realtime/static/realtime/realtime.js";
-import { FakeSocket, tick, until } from "./fake-socket.mjs";
+import { adapterSockets, FakeSocket, tick, until } from "./fake-socket.mjs";
 
-let sockets = [];
-function open(options = {}) {
-  const socket = connect("http://example.test", {
-    auth: { token: "tok" },
-    WebSocket: FakeSocket,
-    reconnectionDelay: 5,
-    reconnectionDelayMax: 20,
-    ...options,
-  });
-  sockets.push(socket);
-  return socket;
-}
-
-beforeEach(() => {
-  FakeSocket.all = [];
-  sockets = [];
-});
-afterEach(() => {
-  for (const socket of sockets) socket.disconnect();
-});
+const open = adapterSockets(connect);
 
 describe("backoff", () => {
   test("doubles from reconnectionDelay up to reconnectionDelayMax", () => {

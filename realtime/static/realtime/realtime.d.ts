@@ -81,6 +81,40 @@ export interface DisconnectDetails {
   reason?: string;
 }
 
+/** Where an event stands in its room's history (docs/protocol.md, issue 16). */
+export interface Position {
+  /** Opaque; changes when the room's history was lost. */
+  epoch: string;
+  /** +1 per event of the room within an epoch. */
+  offset: number;
+}
+
+/** The position of a delivered event: `socket.lastPosition` while its listeners run. */
+export interface EventPosition extends Position {
+  room: string;
+}
+
+/** Why a room could not be recovered, and the position the adapter adopted. */
+export interface RecoveryFailure extends Position {
+  reason: "epoch" | "trimmed" | "expired" | "ahead" | "disabled" | string;
+}
+
+/** The server's `recovery` event: a room joined after connect (user-join). */
+export interface RecoveryEvent extends Position {
+  room: string;
+  recovered: boolean;
+  replayed?: number;
+  reason?: RecoveryFailure["reason"];
+}
+
+/** The `history` ack: the room's events after the given position. */
+export interface HistoryReply extends Position {
+  recovered: boolean;
+  reason?: RecoveryFailure["reason"];
+  /** In order; `offset` of each is its position in the room. */
+  events: Array<{ event: string; data: any; offset: number }>;
+}
+
 /** A server call handler: its return value or promise is the reply; or, when it takes
  * a second parameter, the value it passes to `callback`. */
 export type Listener = (data: any, callback?: (value: unknown) => void) => unknown;
@@ -115,6 +149,14 @@ export class Socket {
   readonly socketio: boolean;
   /** The dialect sent in the connect frame, if any. */
   readonly protocol: "openwebui" | "realtime" | undefined;
+  /** socket.io-client's flag: false on the first connect; after a reconnect, true iff
+   * every presented room recovered (the ack's `recovered`), until one fails. */
+  recovered: boolean;
+  /** The room, epoch and offset of the event whose listeners are running (read it
+   * synchronously in the listener); null otherwise and for events without one. */
+  readonly lastPosition: EventPosition | null;
+  /** A copy of the last position seen per room, presented on a reconnect. */
+  readonly positions: Record<string, Position>;
 
   on(event: "connect", listener: () => void): this;
   on(event: "disconnect", listener: (reason: DisconnectReason, details?: DisconnectDetails) => void): this;
@@ -123,6 +165,10 @@ export class Socket {
    * or `forbidden`, `timeout`, or `unauthorized` when `auth` failed or had no newer
    * token); the socket stays until the server closes it at the token's expiry. */
   on(event: "refresh_error", listener: (err: RealtimeError) => void): this;
+  on(event: "recovery_failed", listener: (room: string, details: RecoveryFailure) => void): this;
+  on(event: "recovery", listener: (data: RecoveryEvent) => void): this;
+  /** Where the socket starts in a history room entered after connect. */
+  on(event: "position", listener: (data: EventPosition) => void): this;
   on(event: string, listener: Listener): this;
   once(event: string, listener: Listener): this;
   off(event?: string, listener?: Listener): this;
@@ -135,6 +181,10 @@ export class Socket {
   timeout(ms: number): TimedEmitter;
   /** Emits dropped, not buffered, while disconnected (socket.io's `volatile`). */
   readonly volatile: Emitter;
+
+  /** The events of `room` after `position` (the server's `history`, with ack);
+   * rejects with a RealtimeError (`forbidden` when the socket is not in the room). */
+  history(room: string, position: Position): Promise<HistoryReply>;
 
   connect(): this;
   open(): this;

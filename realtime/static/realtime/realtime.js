@@ -1,7 +1,10 @@
 // Browser adapter for the realtime backend: a small stand-in for the part of
 // socket.io-client that chat front ends use, speaking the JSON protocol of
 // docs/protocol.md over one WebSocket. An ES module with no dependencies and no build
-// step; types in realtime.d.ts, API and migration table in docs/adapter.md.
+// step (positions.js beside it keeps the room positions of recovery); types in
+// realtime.d.ts, API and migration table in docs/adapter.md.
+
+import { RoomPositions } from "./positions.js";
 
 /** Reconnection defaults, the same as socket.io-client's. */
 export const DEFAULTS = Object.freeze({
@@ -37,8 +40,15 @@ const PROTOCOLS = new Set(["openwebui", "realtime"]);
 const FINAL_CONNECT_ERRORS = new Set(["unauthorized", "bad_request"]);
 
 // Events this adapter raises itself; the server's events of the same name are
-// handled here (`disconnect`) or never sent (`connect` is a client event).
-const RESERVED = new Set(["connect", "connect_error", "disconnect", "refresh_error"]);
+// handled here (`disconnect`, `recovery`) or never sent (`connect` is a client event).
+const RESERVED = new Set([
+  "connect",
+  "connect_error",
+  "disconnect",
+  "refresh_error",
+  "recovery",
+  "recovery_failed",
+]);
 
 // Close codes after which reconnecting cannot help (docs/protocol.md §3, §4).
 const CLOSE_UNAUTHORIZED = 4401;
@@ -116,6 +126,8 @@ function checkTransports(transports) {
   }
 }
 
+const position = ({ epoch, offset }) => ({ epoch, offset });
+
 export class Socket {
   constructor(url, options = {}) {
     this.options = { ...DEFAULTS, ...options };
@@ -146,6 +158,14 @@ export class Socket {
     this._wanted = false; // the page wants a connection (connect() until disconnect())
     this._everConnected = false;
     this._generation = 0; // bumped per attempt: a stale attempt's callbacks do nothing
+    // Resumable delivery (docs/adapter.md "Recovery"): the last position seen per
+    // room and the sid of the last connection, presented on a reconnect.
+    this._rooms = new RoomPositions();
+    this._lastSid = undefined;
+    /** socket.io-client's name: the last reconnect recovered every room so far. */
+    this.recovered = false;
+    /** The position of the event whose listeners are running, else null. */
+    this.lastPosition = null;
     if (this.options.autoConnect) this.connect();
   }
 
@@ -408,6 +428,8 @@ export class Socket {
 
     ws.onopen = () => {
       const data = this.protocol ? { token, protocol: this.protocol } : { token };
+      const recover = this._everConnected ? this._rooms.recoverFrame(this._lastSid) : null;
+      if (recover) data.recover = recover;
       ws.send(JSON.stringify({ event: "connect", data, ack: 0 }));
     };
     ws.onmessage = (message) => {
@@ -466,9 +488,11 @@ export class Socket {
     this._everConnected = true;
     this._attempts = 0;
     this.id = hello.sid;
+    this._lastSid = hello.sid;
     this.user = hello.user;
     this.connected = true;
     this._serverReason = undefined;
+    const failed = this._connectRecovery(hello, reconnect);
     // Rooms are per socket: a new socket must join again before anything else.
     if (reconnect && this._userJoin !== undefined) {
       this._transmit({ event: "user-join", data: this._userJoin, settle: null });
@@ -479,6 +503,7 @@ export class Socket {
     this._scheduleRefresh(false);
     // Listeners re-join their rooms first, so buffered emits that need them work.
     this._fire("connect");
+    for (const [room, details] of failed) this._fire("recovery_failed", room, details);
     const buffered = this._buffer.splice(0);
     for (const item of buffered) {
       if (!this.connected) {
@@ -668,7 +693,21 @@ export class Socket {
       console.warn("realtime: server error", frame.data);
       return;
     }
-    this._fire(frame.event, frame.data);
+    if (frame.event === "recovery") this._roomRecovery(frame.data);
+    if (frame.event === "position") this._rooms.adoptStart({ [frame.data?.room]: frame.data });
+    const seen = this._rooms.observe(frame);
+    if (seen === "duplicate") return; // already delivered
+    if (seen?.epochChanged) {
+      // The room's history was lost: the page reloads it, then this event applies.
+      this.recovered = false;
+      this._fire("recovery_failed", seen.room, { reason: "epoch", ...position(seen) });
+    }
+    this.lastPosition = seen && { room: seen.room, ...position(seen) };
+    try {
+      this._fire(frame.event, frame.data);
+    } finally {
+      this.lastPosition = null;
+    }
   }
 
   _answer(event, data, callId) {
@@ -708,6 +747,45 @@ export class Socket {
       if (result && typeof result.then === "function") result.then(answer, fail);
       else if (result !== undefined || listener.length < 2) answer(result);
     });
+  }
+
+  // --- recovery (issue 16: resumable delivery) --------------------------------------
+
+  /** Positions per room, {room: {epoch, offset}}: a copy, for apps and tests. */
+  get positions() {
+    return this._rooms.snapshot();
+  }
+
+  /**
+   * The events of `room` after `position` ({epoch, offset}), from the server's
+   * history: a promise of the ack's data {recovered, epoch, offset, events, reason?}.
+   */
+  history(room, position) {
+    const { epoch, offset } = position ?? {};
+    return this.emitWithAck("history", { room, epoch, offset });
+  }
+
+  // The connect ack's recovery: sets `recovered` and returns [room, details] of the
+  // rooms that failed, for recovery_failed (fired after `connect`).
+  _connectRecovery(hello, reconnect) {
+    this.recovered = reconnect && hello.recovered === true;
+    const failed = [];
+    for (const [room, result] of Object.entries(hello.recovery ?? {})) {
+      const details = this._rooms.failure(room, result);
+      if (details) failed.push([room, details]);
+    }
+    if (failed.length) this.recovered = false;
+    this._rooms.adoptStart(hello.positions);
+    return failed;
+  }
+
+  // The server's `recovery` event, for a room joined after connect (user-join).
+  _roomRecovery(data) {
+    if (!data || typeof data.room !== "string") return;
+    const details = this._rooms.failure(data.room, data);
+    if (!details) return;
+    this.recovered = false;
+    this._fire("recovery_failed", data.room, details);
   }
 
   // --- timers ------------------------------------------------------------------------

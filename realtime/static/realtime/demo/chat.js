@@ -1,6 +1,6 @@
 // Chat demo: start a fake-model completion and watch it stream (status lines, sources,
 // text), stop it, and see the same stream in every tab of the user.
-import { $, api, el, openSocket, requireLogin } from "./demo.js";
+import { $, api, el, openSocket, report, requireLogin } from "./demo.js";
 
 requireLogin();
 const socket = openSocket();
@@ -117,9 +117,26 @@ function merge(local, stored) {
 
 /** The stored chat. After a reconnect this fills what was missed while offline. */
 async function loadChat(chatId) {
-  const chat = await api("GET", `/api/chats/${chatId}/`);
-  if (chatId !== state.chatId) return;
+  holdEarly(chatId);
+  try {
+    const chat = await api("GET", `/api/chats/${chatId}/`);
+    if (chatId === state.chatId) showStored(chat);
+  } finally {
+    releaseEarly();
+  }
+  if (chatId === state.chatId) await loadTasks();
+}
+
+function showStored(chat) {
   for (const stored of chat.messages) {
+    if (resumable(stored)) {
+      // Exact up to its position: the stream resumes from there (resume below).
+      const message = { status_history: [], sources: [], ...stored, done: false };
+      state.messages.set(stored.message_id, message);
+      renderMessage(message);
+      resume(message, stored.position);
+      continue;
+    }
     const merged = merge(state.messages.get(stored.message_id), stored);
     state.messages.set(stored.message_id, merged);
     renderMessage(merged);
@@ -129,7 +146,6 @@ async function loadChat(chatId) {
   for (const stored of chat.messages) {
     list.append(list.querySelector(`[data-message-id="${CSS.escape(stored.message_id)}"]`));
   }
-  await loadTasks();
 }
 
 async function loadTasks() {
@@ -143,6 +159,7 @@ async function openChat(chatId) {
   state.chatId = chatId;
   state.messages.clear();
   state.tasks.clear();
+  resumed.clear();
   $("#messages").replaceChildren();
   renderChats();
   renderControls();
@@ -156,16 +173,23 @@ function chatFromHash() {
 
 // --- the stream --------------------------------------------------------------------
 
-function applyEvent(message, event) {
+// Append an item; a resumed message's stored lists may hold it already (they are
+// written at once, the text by the flush interval, so its position covers the text).
+function append(list, item, resumed) {
+  if (resumed && list.some((known) => JSON.stringify(known) === JSON.stringify(item))) return;
+  list.push(item);
+}
+
+function applyEvent(message, event, resumed = false) {
   const data = event.data;
   const text = typeof data === "string" ? data : data?.content;
   switch (event.type) {
     case "status":
-      message.status_history.push(data);
+      append(message.status_history, data, resumed);
       break;
     case "source":
     case "citation":
-      message.sources.push(data);
+      append(message.sources, data, resumed);
       break;
     case "message":
     case "chat:message:delta":
@@ -190,7 +214,8 @@ function applyEvent(message, event) {
   return true;
 }
 
-socket.on("events", ({ chat_id, message_id, data: event }) => {
+/** One `events` payload: the chat list, the message and the controls. */
+function handleEvent({ chat_id, message_id, data: event }, resumed = false) {
   const chat = state.chats.find((c) => c.id === chat_id);
   const ended = event.type === "chat:tasks:cancel" || (event.type === "chat:completion" && event.data?.done);
   if (chat) {
@@ -224,12 +249,94 @@ socket.on("events", ({ chat_id, message_id, data: event }) => {
       };
       state.messages.set(message_id, message);
     }
-    if (applyEvent(message, event)) renderMessage(message);
+    if (applyEvent(message, event, resumed)) renderMessage(message);
   }
   if (ended) state.tasks.clear();
   else if (state.tasks.size === 0) loadTasks(); // a stream another tab started
   renderControls();
-});
+  if (ended && resumed === "stale") loadChat(chat_id); // fill the gap it could not replay
+}
+
+// The offset of a live event is socket.lastPosition, read while the listener runs.
+socket.on("events", (payload) => onLiveEvent(payload, socket.lastPosition));
+
+// --- resuming a stream after a reload (issue 16) -----------------------------------
+// A message that streams when the page loads it over REST comes with its position
+// {room, epoch, offset}: its stored text is exactly the deltas up to that offset. The
+// page asks the room's history after it, and applies live events past the history.
+
+// message_id -> {room, offset, pending, stale}: the last offset applied to a resumed
+// message; `pending` holds its live events while the history request is in flight.
+const resumed = new Map();
+
+function resumable(stored) {
+  return stored.state === "streaming" && Boolean(stored.position?.room);
+}
+
+// Live events of messages the page does not know yet, held while the chat loads: a
+// message that streams comes with its position and they apply after it, instead of
+// drawing a fragment of the answer first.
+const early = { chatId: null, loads: 0, events: [] };
+
+function holdEarly(chatId) {
+  early.chatId = chatId;
+  early.loads += 1;
+}
+
+function releaseEarly() {
+  early.loads -= 1;
+  if (early.loads > 0) return;
+  early.chatId = null;
+  for (const [payload, at] of early.events.splice(0)) onLiveEvent(payload, at);
+}
+
+function onLiveEvent(payload, at) {
+  if (early.chatId === payload.chat_id && !state.messages.has(payload.message_id)) {
+    early.events.push([payload, at]);
+    return;
+  }
+  const sync = resumed.get(payload.message_id);
+  if (!sync || !at || at.room !== sync.room) {
+    handleEvent(payload);
+    return;
+  }
+  if (sync.pending) {
+    sync.pending.push([payload, at.offset]);
+    return;
+  }
+  if (at.offset <= sync.offset) return; // in the stored text or the history already
+  sync.offset = at.offset;
+  handleEvent(payload, sync.stale ? "stale" : true);
+}
+
+/** Apply the history of a resumed message after `position`, then its held events. */
+async function resume(message, position) {
+  const id = message.message_id;
+  const sync = { room: position.room, offset: position.offset, pending: [], stale: false };
+  resumed.set(id, sync);
+  let reply = null;
+  try {
+    reply = await socket.history(position.room, position);
+  } catch (err) {
+    reply = { recovered: false, reason: err.code };
+  }
+  if (resumed.get(id) !== sync) return; // a later load resumes it
+  if (reply.recovered) {
+    for (const event of reply.events) {
+      if (event.event !== "events" || event.data?.message_id !== id) continue;
+      if (event.offset > position.offset) handleEvent(event.data, true);
+    }
+    sync.offset = Math.max(sync.offset, reply.offset);
+  } else {
+    // The text between the stored one and the live events is lost to this tab until
+    // the message ends and its stored text is whole.
+    sync.stale = true;
+    report(`could not resume the answer (${reply.reason}); it completes when it ends`);
+  }
+  const pending = sync.pending;
+  sync.pending = null;
+  for (const [payload, offset] of pending) onLiveEvent(payload, { room: sync.room, offset });
+}
 
 // --- usage: tell the server which model this tab is using (issue 6's `usage` event)
 
@@ -288,16 +395,26 @@ $("#stop").addEventListener("click", async () => {
 
 window.addEventListener("hashchange", () => openChat(chatFromHash()));
 
-// Every (re)connect: the stored messages fill whatever streamed while offline.
+// A reconnect that recovered every room missed nothing; otherwise the stored messages
+// fill whatever streamed while offline. A room that lost its history later (a new
+// epoch, a channel room at user-join) reloads too: one reload for several reasons.
 let first = true;
+let reloading = null;
+function reload() {
+  reloading ??= Promise.resolve().then(() => {
+    reloading = null;
+    loadChats();
+    if (state.chatId) loadChat(state.chatId);
+  });
+}
 socket.on("connect", () => {
   if (first) {
     first = false;
     return;
   }
-  loadChats();
-  if (state.chatId) loadChat(state.chatId);
+  if (!socket.recovered) reload();
 });
+socket.on("recovery_failed", reload);
 
 await loadChats();
 let initial = chatFromHash();
