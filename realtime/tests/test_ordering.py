@@ -120,3 +120,23 @@ async def test_a_new_epoch_starts_the_room_again():
 @pytest.fixture(autouse=True)
 def _memory(settings):
     settings.REDIS_URL = ""
+
+
+async def test_the_memory_store_sweeps_rooms_that_went_quiet(settings, monkeypatch):
+    from realtime.state.memory import history as memory_history
+
+    monkeypatch.setattr(memory_history, "SWEEP_EVERY", 3)
+    settings.HISTORY_TTL = 0.05
+    settings.HISTORY_META_TTL = 0.5
+    state = MemoryState()
+    await state.history_publish(appends=[("user:quiet", "r")], rooms=[])
+    await asyncio.sleep(0.4)
+    await state.history_publish(appends=[("user:busy", "r")] * 2, rooms=[])
+    # Swept: the quiet room's event expired; its epoch and offset are kept...
+    assert list(state.history["user:quiet"].items) == []
+    assert state.history["user:quiet"].offset == 1
+    await asyncio.sleep(0.2)
+    await state.history_publish(appends=[("user:busy", "r")] * 3, rooms=[])
+    # ...until HISTORY_META_TTL passed too.
+    assert "user:quiet" not in state.history
+    assert state.history["user:busy"].offset == 5

@@ -11,15 +11,21 @@ from realtime.state.memory.tables import MemoryTables
 
 # Epochs are random: a process that restarts starts every room anew.
 EPOCH_BYTES = 6
+# Every this many appends, rooms that went quiet are swept: their expired events
+# dropped, and after HISTORY_META_TTL their epoch and offset too (what Redis's key
+# TTLs do there). A sweep walks every room once, so it is rare enough to cost
+# nothing per event, and often enough that idle users' windows do not pile up.
+SWEEP_EVERY = 10_000
 
 
 class _Room:
-    __slots__ = ("epoch", "offset", "items")
+    __slots__ = ("epoch", "offset", "items", "last")
 
     def __init__(self) -> None:
         self.epoch = secrets.token_urlsafe(EPOCH_BYTES)
         self.offset = 0
         self.items: deque[tuple[int, float, str]] = deque()
+        self.last = time.time()  # the last append (or creation)
 
 
 class MemoryHistory(MemoryTables):
@@ -39,8 +45,13 @@ class MemoryHistory(MemoryTables):
         size = settings.HISTORY_SIZE
         oldest = now - settings.HISTORY_TTL
         positions = []
+        self.history_appends = getattr(self, "history_appends", 0) + len(appends)
+        if self.history_appends >= SWEEP_EVERY:
+            self.history_appends = 0
+            self._history_sweep(now, oldest)
         for room, record in appends:
             entry = self._history_room(room)
+            entry.last = now
             entry.offset += 1
             entry.items.append((entry.offset, now, record))
             items = entry.items
@@ -49,6 +60,14 @@ class MemoryHistory(MemoryTables):
             positions.append((entry.epoch, entry.offset))
         routes = {room: set(self.routes.get(room, ())) for room in rooms}
         return positions, routes
+
+    def _history_sweep(self, now: float, oldest: float) -> None:
+        forget_before = now - settings.HISTORY_META_TTL
+        for room, entry in list(self.history.items()):
+            while entry.items and entry.items[0][1] < oldest:
+                entry.items.popleft()
+            if not entry.items and entry.last < forget_before:
+                del self.history[room]
 
     async def history_read(
         self, *, room: str, epoch: str, offset: int, limit: int
