@@ -159,6 +159,9 @@ class Recovery:
     read: HistoryRead | None = None
     frames: list[str] = field(default_factory=list)
     waiting: list[tuple[int, str]] = field(default_factory=list)
+    # After the replay: live frames at or below the replay's last offset are ones
+    # it already sent (stored before the read, still on their way here then).
+    live: bool = False
 
     def result(self) -> dict:
         """The wire shape of the outcome (connect ack `recovery`, `recovery` event)."""
@@ -209,5 +212,24 @@ def replay(session, recovery: Recovery) -> int:
         if offset > top:
             session.push(frame)
             sent += 1
-    session.recovering.pop(recovery.room, None)
+            top = offset
+    recovery.frames = []
+    recovery.waiting = []
+    if recovery.read is None or top == 0:
+        session.recovering.pop(recovery.room, None)
+    else:
+        # An event stored before the read may reach this instance after it: until
+        # one beyond `top` comes, the session's live frames are checked against it.
+        recovery.live = True
+        recovery.read = HistoryRead(recovery.read.status, recovery.read.epoch, top)
     return sent
+
+
+def live_frame(session, recovery: Recovery, message: dict, frame: str) -> None:
+    """A live frame of a room recovered moments ago: sent unless the replay already
+    sent it; the first one beyond the replay ends the check."""
+    read = recovery.read
+    if message["epoch"] == read.epoch and message["offset"] <= read.offset:
+        return
+    session.recovering.pop(recovery.room, None)
+    session.push(frame)

@@ -10,6 +10,7 @@ import time
 
 from realtime import metrics, wire
 from realtime.errors import CLOSE_UNAUTHORIZED
+from realtime.history import live_frame
 from realtime.layer import (
     RoomEmit,
     RoomMove,
@@ -102,8 +103,11 @@ class Inbox:
                 continue
             recovering = session.recovering
             if recovering and offset is not None and room in recovering:
-                # Its missed events are being read: this one waits behind them.
-                recovering[room].waiting.append((offset, chosen))
+                recovery = recovering[room]
+                if recovery.live:
+                    live_frame(session, recovery, message, chosen)
+                else:  # its missed events are being read: this one waits
+                    recovery.waiting.append((offset, chosen))
             else:
                 session.push(chosen)
             sent += 1

@@ -107,7 +107,9 @@ async def test_a_socket_that_returns_gets_what_it_missed_then_live(backend, peop
 
 
 async def test_events_sent_while_recovering_wait_behind_the_replay(backend, people, ws):
-    # Live events emitted while the recovery reads the window come after it, once.
+    # Live events emitted while the recovery reads the window come after it, once:
+    # also one stored before the read whose delivery here comes after the replay
+    # (about one run in eight sent an event twice before the replay kept a floor).
     alice = people["alice"]
     room = user_room(alice.id)
     first = await ws()
