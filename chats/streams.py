@@ -22,6 +22,10 @@ from realtime.loops import per_loop
 log = logging.getLogger(__name__)
 
 
+# The position of a piece that was sent without one (its room keeps no history).
+NOWHERE = ()
+
+
 class MessageStream:
     """Buffered persistence of one message; all its writes go through one lock.
 
@@ -43,9 +47,10 @@ class MessageStream:
             _writer().mark(self)
 
     def place(self, position: Position | None) -> None:
-        """The last buffered piece was sent, at this position."""
-        if position is not None and self.pending and self.pending[-1][1] is None:
-            self.pending[-1][1] = position
+        """The last buffered piece was sent, at this position (None: its room keeps
+        no history, so it has none, and it may be stored all the same)."""
+        if self.pending and self.pending[-1][1] is None:
+            self.pending[-1][1] = NOWHERE if position is None else position
 
     def take(self, *, placed_only: bool = False) -> tuple[str, Position | None]:
         """Remove buffered text to write (all of it, or the pieces whose positions
@@ -55,7 +60,7 @@ class MessageStream:
             while count and self.pending[count - 1][1] is None:
                 count -= 1
         pieces, self.pending = self.pending[:count], self.pending[count:]
-        positions = [p for _, p in pieces if p is not None]
+        positions = [p for _, p in pieces if p]
         return "".join(t for t, _ in pieces), positions[-1] if positions else None
 
     def give_back(self, text: str, position: Position | None) -> None:
