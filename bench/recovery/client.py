@@ -41,6 +41,7 @@ class Reader:
     recoveries: int = 0
     replayed: int = 0
     latencies: list = field(default_factory=list)  # ms, connect sent -> replayed
+    acks: list = field(default_factory=list)  # ms, connect sent -> its ack (returns)
     handshakes: list = field(default_factory=list)  # ms, TCP + upgrade
     cuts: int = 0
     interrupted: int = 0  # cut again before its recovery finished
@@ -130,6 +131,7 @@ class Reader:
                 self.base = self.top
         else:
             self.recoveries += 1
+            self.acks.append(1000 * (now - self._sent_at))
             result = data.get("recovery", {}).get(self.room)
             if result is None or not result["recovered"]:
                 # A real client reloads from REST here; the events it did not get

@@ -22,6 +22,7 @@ def tally(result: dict) -> dict:
         "replayed": 0,
         "connect_failures": 0,
         "latencies": [],
+        "acks": [],
         "handshakes": [],
         "reasons": {},
         "errors": [],
@@ -53,6 +54,7 @@ def tally(result: dict) -> dict:
         ):
             totals[name] += getattr(reader, name)
         totals["latencies"] += reader.latencies
+        totals["acks"] += reader.acks
         totals["handshakes"] += reader.handshakes[1:]  # reconnects only
         totals["errors"] += reader.errors
         totals["anomalies"] += reader.anomalies
@@ -105,6 +107,7 @@ def report_rows(args, result: dict) -> list[tuple[str, str]]:
             f"{t['epochs_changed']}, {t['unpositioned']}",
         ),
         ("recovery latency p50 / p99 / max (ms)", _spread(t["latencies"])),
+        ("of which connect sent -> ack (ms)", _spread(t["acks"])),
         ("recoveries cut again before done", str(t["interrupted"])),
         ("reconnect TCP + upgrade p50 / p99 / max (ms)", _spread(t["handshakes"])),
         (

@@ -55,6 +55,8 @@ def test_every_scenario_runs_against_every_target(tmp_path):
         assert got["memory"]["connections"] == 12
         assert got["fanout_1"]["deliveries"] == 4 * 12
         assert got["fanout_1"]["per_second"] > 0
+        # The fan-out room's kind ("bench") keeps no history by default.
+        assert got["fanout_1"]["positioned"] is False
     # Two instances and streaming from another process need Redis: not the ceiling.
     shared = [name for name, kind in TARGETS.items() if kind.through_redis]
     assert "ceiling" not in shared
@@ -68,6 +70,7 @@ def test_every_scenario_runs_against_every_target(tmp_path):
     # The report compares ours with python-socketio.
     assert "| fan-out, 1 instance (deliveries/s) |" in stdout
     assert "ours-uvicorn / socketio" in stdout
+    assert "HISTORY_ROOM_KINDS=user,channel (fan-out room 'bench'" in stdout
 
 
 def test_the_notes_benchmark_runs():
