@@ -96,7 +96,9 @@ def test_the_stream_benchmark_runs():
 
 def test_the_recovery_benchmark_loses_and_duplicates_nothing():
     # 4 streams on two instances, half the sockets reset each second: every
-    # returning socket gets what it missed once (docs/protocol.md §8).
+    # returning socket gets what it missed once (docs/protocol.md §8). Until the
+    # duplicate after a replay is fixed (the xfail in test_history), this can
+    # fail now and then, on "events duplicated": that is the bug, not the bench.
     stdout = run_bench(
         "bench.recovery",
         *["--streams", "4", "--rate", "20", "--seconds", "2", "--churn", "0.5"],
