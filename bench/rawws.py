@@ -10,6 +10,8 @@ answered. Not a general client: only what the benchmarks need.
 import asyncio
 import base64
 import os
+import socket
+import struct
 from collections import deque
 from collections.abc import Callable
 
@@ -142,3 +144,15 @@ class RawSocket(asyncio.Protocol):
         close handshake)."""
         if self.transport is not None:
             self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once: no close frame, no FIN, unsent data
+        discarded (a TCP reset), as a network cut or a killed client looks."""
+        if self.transport is not None:
+            self.on_frame = None
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:  # linger 0: close() sends RST, not FIN
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            self.transport.abort()

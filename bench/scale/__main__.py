@@ -19,7 +19,7 @@ import uuid
 
 from bench.harness import add_service_args, run_services
 from bench.report import scale_table, write_json
-from bench.scale.scenarios import run_target
+from bench.scale.scenarios import ROOM, run_target
 from bench.scale.targets import TARGETS
 
 
@@ -90,9 +90,14 @@ def main() -> None:
         parser.error(f"unknown targets {sorted(unknown)}")
 
     results = run(args, targets)
+    from django.conf import settings
+
+    fanout = results.get("ours-uvicorn", {}).get("fanout_1", {})
     scale = (
         f"{args.clients} clients, {args.messages} messages; {args.streams} streams "
-        f"x {args.tps:g}/s x {args.tokens} tokens; database {args.database}"
+        f"x {args.tps:g}/s x {args.tokens} tokens; database {args.database}; "
+        f"HISTORY_ROOM_KINDS={','.join(settings.HISTORY_ROOM_KINDS)}"
+        f" (fan-out room {ROOM!r} events positioned: {fanout.get('positioned')})"
     )
     print(f"{scale}\n\n{scale_table(results, [t for t in TARGETS if t in results])}")
     if args.json:

@@ -43,6 +43,16 @@ async def connect_all(target: Target, users: list[dict], concurrency: int):
     return clients
 
 
+def keeping_last(on_frame, last: list):
+    """`on_frame` that also keeps the last frame in `last`."""
+
+    def keep(frame: bytes) -> None:
+        last[:] = [frame]
+        on_frame(frame)
+
+    return keep
+
+
 async def fan_out(
     target: Target, clients: list, count: int, room: str = ROOM, emitter=None
 ) -> dict:
@@ -62,6 +72,10 @@ async def fan_out(
 
         for i, sock in enumerate(clients):
             sock.on_frame = counter(i)
+        # One client keeps its last frame: whether the room's events carried a
+        # position (history on for the room's kind, HISTORY_ROOM_KINDS).
+        last: list[bytes] = []
+        clients[0].on_frame = keeping_last(clients[0].on_frame, last)
         cpu0 = [cpu_seconds(pid) for pid in target.pids]
         started = time.perf_counter()
         await target.emit_burst(room, n, emitter)
@@ -77,6 +91,7 @@ async def fan_out(
         "seconds": elapsed,
         "per_second": count * len(clients) / elapsed,
         "server_cpu": cpu,
+        "positioned": b'"offset":' in last[0],
     }
 
 
