@@ -162,6 +162,8 @@ class Recovery:
     # After the replay: live frames at or below the replay's last offset are ones
     # it already sent (stored before the read, still on their way here then).
     live: bool = False
+    # Its read also starts the instance's order of the room (a route added for it).
+    orders_room: bool = False
 
     def result(self) -> dict:
         """The wire shape of the outcome (connect ack `recovery`, `recovery` event)."""

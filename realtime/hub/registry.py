@@ -60,7 +60,13 @@ class Registry:
             )
             if route:
                 self._routed.add(room)
-                await self._order_from_store([room])
+                recovery = session.recovering.get(room)
+                if recovery is not None:
+                    # Its recovery read (next, after the route) gives the position:
+                    # one round trip fewer on a reconnect (see recover()).
+                    recovery.orders_room = True
+                else:
+                    await self._order_from_store([room])
 
     async def unregister(self, session: Session) -> None:
         """Forget a session everywhere: local rooms, groups and shared state."""
@@ -118,6 +124,15 @@ class Registry:
             except Exception as exc:  # Redis away: say not recovered, go live
                 log.warning("recovery read of %s failed: %s", recovery.room, exc)
                 recovery.read = None
+            if recovery.orders_room:
+                # The route was new, so no other socket here is in the room: the
+                # read, made after the route was added, starts the room's order.
+                recovery.orders_room = False
+                read = recovery.read
+                if read is not None:
+                    self.order_start(recovery.room, read.epoch, read.offset)
+                else:
+                    await self._order_from_store([recovery.room])
             outcome = recovery.read.status if recovery.read else "disabled"
             metrics.RECOVERIES.labels(outcome).inc()
 

@@ -249,20 +249,13 @@ async def test_history_lists_the_events_after_a_position(backend, people, ws):
     assert bad["error"]["code"] == "bad_request"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="server bug found by bench.recovery: an event already in the window whose "
-    "live delivery reaches the instance after the replay is sent again (replay() "
-    "takes the room off Session.recovering, so nothing filters offsets <= the "
-    "read's top that arrive later)",
-)
 async def test_a_live_event_arriving_after_the_replay_is_not_sent_twice(
     backend, people, ws, monkeypatch
 ):
     # The outbox stores an event in the window, then sends it through the layer:
     # its delivery to an instance can come after a returning socket's recovery read
-    # and replay (bench.recovery: 2-3 duplicates per 110 reconnects). Here that
-    # delivery is held until the replay is done.
+    # and replay (bench.recovery found 2-3 duplicates per 110 reconnects before the
+    # replay kept a floor). Here that delivery is held until the replay is done.
     alice = people["alice"]
     room = user_room(alice.id)
     keeper = await ws(alice)  # another tab: keeps alice's room routed here
