@@ -13,7 +13,6 @@ message (chats/streams.py) and written at most every STREAM_FLUSH_INTERVAL, and 
 once before any other event type, on done, on cancellation and on graceful shutdown.
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +21,13 @@ from typing import Any
 from chats import services
 from chats.models import ChatGrant, Message
 from chats.rooms import chat_room
-from chats.streams import MessageStream, stream_close, stream_for, stream_place
+from chats.streams import (
+    MessageStream,
+    placed,
+    stream_close,
+    stream_for,
+    stream_place,
+)
 from realtime.db import background_db
 from realtime.emit import room_emit, user_emit
 from realtime.errors import BAD_REQUEST, EventError
@@ -65,28 +70,26 @@ class EventEmitter:
         # Malformed events are refused before anything is sent.
         value = spec.check(data) if spec is not None else _NOT_STORED
         stored = self.persist and value is not _NOT_STORED
-        stream = None
+        on_sent = None
         if self.persist:
             await self._prepare(stored=stored)
-            if stored:
-                stream = stream_for(**self.ids)
-                done = spec.store(self, stream, value)
-                if done is not None:  # streamed text is a buffer append: no await
-                    await done
+            if stored and spec.store is _append:
+                # Streamed text is a buffer append (no await); the piece learns its
+                # event's position when it is sent, even if this call is cancelled
+                # meanwhile (the outbox sends it all the same).
+                on_sent = partial(placed, stream_for(**self.ids).add_delta(value))
+            elif stored:
+                await spec.store(self, stream_for(**self.ids), value)
         envelope = {
             "chat_id": self.chat_id,
             "message_id": self.message_id,
             "data": event,
         }
-        sending = asyncio.ensure_future(
-            user_emit(user_id=self.user_id, event="events", data=envelope)
+        position = await user_emit(
+            user_id=self.user_id, event="events", data=envelope, on_sent=on_sent
         )
-        if stored and spec.store is _append:
-            # The buffered text learns its event's position even if this call is
-            # cancelled meanwhile (the outbox sends it all the same).
-            sending.add_done_callback(partial(_placed, stream))
-        position = await asyncio.shield(sending)
-        if stored and spec.store is not _append and position is not None:
+        if stored and on_sent is None and position is not None:
+            # Stored before it was sent: the stored message now includes it.
             await stream_place(**self.ids, position=position)
         if self.shared:
             await room_emit(
@@ -129,11 +132,6 @@ class EventEmitter:
         """Flush and release the message's stream."""
         if self.persist:
             await stream_close(**self.ids)
-
-
-def _placed(stream: MessageStream, sending: asyncio.Future) -> None:
-    if not sending.cancelled() and sending.exception() is None:
-        stream.place(sending.result())
 
 
 def _chat_shared(*, user_id: int, chat_id: str) -> bool:

@@ -40,17 +40,15 @@ class MessageStream:
         self.pending: list[list] = []  # [text, Position | None]
         self.lock = asyncio.Lock()
 
-    def add_delta(self, text: str) -> None:
-        """Buffer streamed text; the process's writer stores it within an interval."""
-        if text:
-            self.pending.append([text, None])
-            _writer().mark(self)
-
-    def place(self, position: Position | None) -> None:
-        """The last buffered piece was sent, at this position (None: its room keeps
-        no history, so it has none, and it may be stored all the same)."""
-        if self.pending and self.pending[-1][1] is None:
-            self.pending[-1][1] = NOWHERE if position is None else position
+    def add_delta(self, text: str) -> list | None:
+        """Buffer streamed text; the process's writer stores it within an interval.
+        The piece, for `placed` once its event was sent (None: nothing buffered)."""
+        if not text:
+            return None
+        piece = [text, None]
+        self.pending.append(piece)
+        _writer().mark(self)
+        return piece
 
     def take(self, *, placed_only: bool = False) -> tuple[str, Position | None]:
         """Remove buffered text to write (all of it, or the pieces whose positions
@@ -118,6 +116,13 @@ class MessageStream:
             state=Message.State.STOPPED,
             reason=Message.StopReason.SHUTDOWN,
         )
+
+
+def placed(piece: list | None, position: Position | None) -> None:
+    """A buffered piece's event was sent, at this position (None: its room keeps no
+    history, so it has none, and it may be stored all the same)."""
+    if piece is not None and piece[1] is None:
+        piece[1] = NOWHERE if position is None else position
 
 
 class StreamWriter:

@@ -8,6 +8,7 @@ signals, management commands).
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -32,12 +33,14 @@ async def room_emit(
     skip_user_id: int | None = None,
     variants: Variants | None = None,
     volatile: bool = False,
+    on_sent: Callable[[Position | None], None] | None = None,
 ) -> Position | None:
     """Send an event to every session in a room, on every instance (except skip_sid
     and the sessions of skip_user_id). `variants` gives a dialect its own (event,
     data), or None for nothing (realtime.dialects). In a room that keeps history the
     event gets a position (returned) and a returning socket gets it again, unless it
-    is `volatile` (typing, presence: stale a moment later)."""
+    is `volatile` (typing, presence: stale a moment later). `on_sent(position)` runs
+    once it was sent, even if this call was cancelled meanwhile."""
     message: RoomEmit = {
         "type": "room.emit",
         "room": room,
@@ -53,7 +56,7 @@ async def room_emit(
         message["frames"] = _frames(variants)
     if volatile:
         message["volatile"] = True
-    return await get_outbox().send(room, message)
+    return await get_outbox().send(room, message, on_sent=on_sent)
 
 
 async def user_emit(
@@ -64,6 +67,7 @@ async def user_emit(
     skip_sid: str | None = None,
     variants: Variants | None = None,
     volatile: bool = False,
+    on_sent: Callable[[Position | None], None] | None = None,
 ) -> Position | None:
     """Send an event to every session of a user (its position in the user room)."""
     return await room_emit(
@@ -73,6 +77,7 @@ async def user_emit(
         skip_sid=skip_sid,
         variants=variants,
         volatile=volatile,
+        on_sent=on_sent,
     )
 
 

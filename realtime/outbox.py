@@ -40,7 +40,8 @@ class Outbox:
     """The queue of room messages of one event loop."""
 
     def __init__(self) -> None:
-        self._queue: list[tuple[str, dict, asyncio.Future]] = []
+        # (room, message, the sender's future, its on_sent or None)
+        self._queue: list[tuple[str, dict, asyncio.Future, Callable | None]] = []
         self._runner: asyncio.Task | None = None
         self._here: LocalDelivery | None = None
 
@@ -49,18 +50,21 @@ class Outbox:
         instead of the layer; the hub calls this when it starts."""
         self._here = (channel, dispatch)
 
-    async def send(self, room: str, message: dict) -> Position | None:
+    async def send(
+        self, room: str, message: dict, *, on_sent: Callable | None = None
+    ) -> Position | None:
         """Queue a message for every instance with members in `room`; returns once it
         was handed to the layer (or dispatched here), with the position it got in
-        the room's history (None: the room keeps none, or the message is volatile)."""
+        the room's history (None: the room keeps none, or the message is volatile).
+        `on_sent(position)` runs when it was sent even if the caller was cancelled
+        meanwhile (the message goes out all the same)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.append((room, message, future))
+        self._queue.append((room, message, future, on_sent))
         if self._runner is None or self._runner.done():
             self._runner = loop.create_task(self._run())
         await future
-        offset = message.get("offset")
-        return None if offset is None else Position(room, message["epoch"], offset)
+        return _position(room, message)
 
     async def _run(self) -> None:
         busy = False
@@ -73,16 +77,18 @@ class Outbox:
             busy = len(batch) > 1
             try:
                 await self.deliver_retrying(
-                    [(room, message) for room, message, _ in batch]
+                    [(room, message) for room, message, _, _ in batch]
                 )
             except BaseException as exc:
-                for _, _, future in batch:
+                for _, _, future, _ in batch:
                     if not future.done():
                         future.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
             else:
-                for _, _, future in batch:
+                for room, message, future, on_sent in batch:
+                    if on_sent is not None:
+                        on_sent(_position(room, message))
                     if not future.done():
                         future.set_result(None)
 
@@ -153,6 +159,11 @@ class Outbox:
                 error = error or exc
         if error is not None and len(per_channel) == 1:
             raise error
+
+
+def _position(room: str, message: dict) -> Position | None:
+    offset = message.get("offset")
+    return None if offset is None else Position(room, message["epoch"], offset)
 
 
 # The outbox of the running event loop.

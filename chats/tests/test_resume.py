@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from chats.emitter import get_event_emitter
 from chats.models import Message
 from chats.services import message_summary
+from chats.streams import stream_for
 from realtime import wire
 from realtime.history import message_of
 from realtime.rooms import user_room
@@ -115,3 +116,29 @@ async def test_a_new_message_is_stored_at_the_rooms_position(backend, make_user)
     assert summary["status_history"] == [{"description": "x"}]
     top = await get_state().history_top(rooms=[user_room(user.id)])
     assert top[user_room(user.id)][1] == 3
+
+
+async def test_a_piece_whose_emit_was_cancelled_still_gets_its_position(
+    backend, make_user
+):
+    user = await database_sync_to_async(make_user)()
+    chat = await chat_create(user)
+    emit = get_event_emitter(user.id, chat.id, "m1")
+    await emit({"type": "message", "data": {"content": "one "}})
+    sending = asyncio.create_task(emit({"type": "message", "data": {"content": "two"}}))
+    for _ in range(50):  # until it waits on the outbox, stored and not yet sent
+        await asyncio.sleep(0)
+        if stream_for(chat_id=chat.id, message_id="m1").pending[-1:] and (
+            stream_for(chat_id=chat.id, message_id="m1").pending[-1][0] == "two"
+        ):
+            break
+    sending.cancel()
+    await asyncio.sleep(0.2)  # the outbox sends it all the same
+    await emit.flush()
+    summary = await stored(chat, "m1")
+    room = user_room(user.id)
+    top = (await get_state().history_top(rooms=[room]))[room]
+    assert summary["content"] == "one two"
+    # Its event was sent (the room's last), and the stored position covers it: a
+    # page resuming from here gets no "two" again.
+    assert (summary["position"]["epoch"], summary["position"]["offset"]) == top
