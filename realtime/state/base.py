@@ -158,7 +158,8 @@ class HistoryStore(Protocol):
     async def history_publish(
         self, *, appends: list[tuple[str, str]], rooms: list[str]
     ) -> tuple[list[tuple[str, int]], dict[str, set[str]] | None]:
-        """Append each (room, record), giving it the room's next offset, then look
+        """Append each (room, record) (a record is one line: JSON, no newline),
+        giving it the room's next offset, then look
         up the routes of `rooms` (after the appends, in one round trip): the
         position of each append, in order, and the routes (None while the store
         rebuilds them after losing them: the appends are made all the same)."""

@@ -284,3 +284,22 @@ async def test_a_live_event_arriving_after_the_replay_is_not_sent_twice(
     (live,) = await _events(keeper)  # the other tab gets it live, once
     assert live["offset"] == position.offset
     assert await second.nothing(0.3), "the replayed event came again, live"
+
+
+async def test_a_big_batch_takes_consecutive_offsets_per_room(backend, settings):
+    from realtime.state import get_state
+
+    settings.HISTORY_SIZE = 3000
+    state = get_state()
+    appends = [("user:a" if i % 3 else "user:b", f"r{i}") for i in range(2500)]
+    positions, _ = await state.history_publish(appends=appends, rooms=[])
+    per_room: dict[str, list[int]] = {}
+    for (room, _), (_, offset) in zip(appends, positions, strict=True):
+        per_room.setdefault(room, []).append(offset)
+    for offsets in per_room.values():
+        assert offsets == list(range(1, len(offsets) + 1))
+    epoch = positions[1][0]
+    read = await state.history_read(room="user:a", epoch=epoch, offset=0, limit=3000)
+    assert [record for _, record in read.items] == [
+        record for room, record in appends if room == "user:a"
+    ]
