@@ -19,7 +19,7 @@ from realtime.tests.test_browser import (  # noqa: F401
     login,
     server,
 )
-from testing.cluster import http_get
+from testing.cluster import http_get, http_post
 from testing.factories import token_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -245,3 +245,54 @@ async def test_a_socket_whose_instance_restarts_recovers_from_redis(
     await recovers(tab, frames, pages_server.http, alice, cut)
     # Chromium logs each refused connection while the server was down.
     tab.assert_no_errors(r"console: WebSocket connection to .* failed")
+
+
+async def test_the_channels_page_gets_messages_posted_while_it_was_cut(
+    browser,  # noqa: F811
+    server,  # noqa: F811
+    people,
+):
+    alice, bob = people["alice"], people["bob"]
+    token = token_for(alice)
+    _, general = http_post(
+        f"{server.http}/api/channels/",
+        {"name": "general", "member_ids": [bob.id]},
+        token,
+    )
+    room = f"channel:{general['id']}"
+    tab = await login(browser, server.http, bob)
+    frames = Frames(tab.page)
+    await tab.open(f"{server.http}/channels/#channel={general['id']}")
+    messages = tab.page.locator("#messages [data-channel-message]")
+    http_post(
+        f"{server.http}/api/channels/{general['id']}/messages/",
+        {"content": "before"},
+        token,
+    )
+    await expect(messages).to_have_count(1, timeout=WAIT_MS)
+    reloads = []
+    tab.page.on(
+        "request",
+        lambda r: reloads.append(r.url) if "/messages/" in r.url else None,
+    )
+    # Cut, then post while the adapter waits to reconnect (at least 500 ms).
+    await tab.page.evaluate("window.realtimeSocket._ws.close()")
+    for i in range(3):
+        http_post(
+            f"{server.http}/api/channels/{general['id']}/messages/",
+            {"content": f"missed {i}"},
+            token,
+        )
+    await expect(tab.page.locator("#conn")).to_have_attribute(
+        "data-connects", "2", timeout=WAIT_MS
+    )
+    await expect(messages).to_have_count(4, timeout=WAIT_MS)
+    texts = [await m.inner_text() for m in await messages.all()]
+    assert [t.split("\n")[-1] for t in texts][-3:] == [f"missed {i}" for i in range(3)]
+    *_, second = frames.connected()
+    recovery = [f["data"] for f in second["received"] if f.get("event") == "recovery"]
+    assert [r["room"] for r in recovery] == [room]
+    assert recovery[0]["recovered"] is True and recovery[0]["replayed"] == 3
+    assert await tab.page.evaluate("window.realtimeSocket.recovered") is True
+    assert reloads == [], "a recovered page needs no reload"
+    tab.assert_no_errors()

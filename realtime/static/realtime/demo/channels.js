@@ -172,15 +172,26 @@ async function refreshOnline() {
 }
 socket.on("connect", refreshOnline);
 if (socket.connected) refreshOnline();
+// Messages posted while offline come back by themselves when the reconnect recovered
+// (the adapter replays each channel room's missed events at user-join). When it did
+// not, or a channel room's history was lost (recovery_failed), reload the list and
+// the open channel: once, whatever the number of reasons.
 let first = !socket.connected;
+let reloading = null;
+function reload() {
+  reloading ??= Promise.resolve().then(() => {
+    reloading = null;
+    loadChannels().then(() => openChannel(state.channelId));
+  });
+}
 socket.on("connect", () => {
   if (first) {
     first = false;
     return;
   }
-  // Messages posted while offline: reload the list and the open channel.
-  loadChannels().then(() => openChannel(state.channelId));
+  if (!socket.recovered) reload();
 });
+socket.on("recovery_failed", reload);
 
 // --- actions -----------------------------------------------------------------------
 
