@@ -25,6 +25,12 @@ def text_of(update: bytes) -> str:
     return str(text)
 
 
+# How long an editor waits for an ack: longer than NOTE_CRDT_TIMEOUT (10 s) and a
+# CRDT host's replacement, since a request queued behind a hung apply (the fuzz
+# tests' pathological updates) is answered only after the host was replaced.
+CALL_WAIT = 25.0
+
+
 class RemoteEditor:
     """One editor: a pycrdt document kept in sync with a note over a real socket.
 
@@ -68,7 +74,7 @@ class RemoteEditor:
         )
         assert "error" not in reply, reply
 
-    async def call(self, event: str, data, timeout: float = 10) -> dict:
+    async def call(self, event: str, data, timeout: float = CALL_WAIT) -> dict:
         """Emit with an ack and wait for it."""
         ack = self.client.new_ack()
         future = asyncio.get_running_loop().create_future()
