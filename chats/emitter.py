@@ -73,7 +73,7 @@ class EventEmitter:
         on_sent = None
         if self.persist:
             await self._prepare(stored=stored)
-            if stored and spec.store is _append:
+            if stored and spec.store is None:
                 # Streamed text is a buffer append (no await); the piece learns its
                 # event's position when it is sent, even if this call is cancelled
                 # meanwhile (the outbox sends it all the same).
@@ -151,16 +151,17 @@ def get_event_emitter(
 
 # --- What each event type stores --------------------------------------------------
 
-Store = Callable[[EventEmitter, MessageStream, Any], Awaitable[None] | None]
+Store = Callable[[EventEmitter, MessageStream, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class Kind:
     """An event type that is stored: `check` turns its data into what is stored
-    (or _NOT_STORED) and raises bad_request; `store` writes that."""
+    (or _NOT_STORED) and raises bad_request; `store` writes that, or is None for
+    streamed text, which the emitter buffers itself (chats/streams.py)."""
 
     check: Callable[[Any], Any]
-    store: Store
+    store: Store | None
 
 
 def _text(data: Any, key: str = "content") -> str:
@@ -226,10 +227,6 @@ def _tags(data: Any) -> list:
     return tags
 
 
-def _append(emitter, stream: MessageStream, text: str) -> None:
-    stream.add_delta(text)
-
-
 async def _replace(emitter, stream: MessageStream, text: str) -> None:
     write = partial(services.message_replace, **emitter.ids, content=text)
     await stream.apply(write, drop_pending=True)
@@ -282,8 +279,8 @@ async def _set_tags(emitter, stream: MessageStream, tags: list) -> None:
 
 # Every stored event type (docs/protocol.md §6); the rest are only sent.
 KINDS: dict[str, Kind] = {
-    "message": Kind(_text, _append),
-    "chat:message:delta": Kind(_text, _append),
+    "message": Kind(_text, None),
+    "chat:message:delta": Kind(_text, None),
     "replace": Kind(_text, _replace),
     "chat:message": Kind(_text, _replace),
     "status": Kind(lambda data: [data], _extend("status_history")),

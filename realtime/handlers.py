@@ -91,12 +91,11 @@ async def history_get(session, payload: HistoryPayload) -> dict:
     if payload.room not in session.rooms:
         raise EventError(FORBIDDEN, "history: not in that room")
     if not history.keeps_history(payload.room):
-        epoch, offset = "", 0
         return {
             "recovered": False,
             "reason": "disabled",
-            "epoch": epoch,
-            "offset": offset,
+            "epoch": "",
+            "offset": 0,
             "events": [],
         }
     read = await get_state().history_read(

@@ -4,6 +4,7 @@ uvicorn) on the real Redis: cut connections, a killed instance, a second device.
 import asyncio
 
 import pytest
+import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 
 from chats.fake_model import fake_tokens
@@ -14,7 +15,7 @@ from testing.clients import RealSocket, SocketClient
 from testing.cluster import http_get, http_post
 from testing.factories import chat_create, token_for
 from testing.recovery import Positions, read_chat
-from testing.services import PRIVATE_REDIS_URL
+from testing.services import PRIVATE_REDIS_URL, REDIS_TEST_URL
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -56,17 +57,42 @@ async def _reconnect_and_finish(server, alice, positions, pieces, missed_from):
     await tab.close()
 
 
+async def cut_mid_stream(server, user, *, tokens: int, tps: float, seen: int):
+    """An answer streaming from `server` to a socket there, cut (no close frame)
+    after `seen` pieces: the chat, the completion, the client's positions, pieces."""
+    chat = await chat_create(user)
+    positions = Positions()
+    pieces: list[str] = []
+    tab, _ = await connect(server, user, positions)
+    started = await start(server, user, chat, tokens=tokens, tps=tps)
+    assert await read_chat(tab, positions, pieces, limit=seen) == "limit"
+    await tab.abort()
+    return chat, started, positions, pieces
+
+
+async def follow_unrecovered(tab, hello, room, positions, chat, started, tokens):
+    """The room was not recovered (a new epoch): the client takes the room's new
+    position, follows the rest live, and REST has the whole answer."""
+    assert hello["recovered"] is False
+    result = hello["recovery"][room]
+    assert result["reason"] == "epoch"
+    positions.adopt(room, result)
+    rest: list[str] = []
+    assert await read_chat(tab, positions, rest, timeout=15) == "until"
+    assert positions.duplicates == []
+    await tab.close()
+    row = await stored(chat, started["message_id"])
+    assert row["content"] == "".join(fake_tokens(PROMPT, tokens))
+    assert row["content"].endswith("".join(rest)) and len(rest) >= 5
+
+
 async def test_a_socket_cut_mid_stream_resumes_on_the_other_instance(cluster, people):
     one, two = cluster
     alice = people["alice"]
-    chat = await chat_create(alice)
-    positions = Positions()
-    pieces: list[str] = []
-    tab, _ = await connect(one, alice, positions)
-    started = await start(one, alice, chat, tokens=150, tps=50)
-    assert await read_chat(tab, positions, pieces, limit=15) == "limit"
+    chat, started, positions, pieces = await cut_mid_stream(
+        one, alice, tokens=150, tps=50, seen=15
+    )
     missed_from = positions.rooms[user_room(alice.id)]["offset"]
-    await tab.abort()  # no close frame: a network switch
     await asyncio.sleep(2)
     await _reconnect_and_finish(two, alice, positions, pieces, missed_from)
     assert positions.duplicates == []
@@ -164,34 +190,16 @@ async def test_a_history_lost_with_redis_data_says_not_recovered(
 ):
     one, two = cluster
     alice = people["alice"]
-    chat = await chat_create(alice)
-    positions = Positions()
-    pieces: list[str] = []
-    tab, _ = await connect(one, alice, positions)
-    started = await start(one, alice, chat, tokens=100, tps=50)
-    assert await read_chat(tab, positions, pieces, limit=10) == "limit"
-    await tab.abort()
+    chat, started, positions, _ = await cut_mid_stream(
+        one, alice, tokens=100, tps=50, seen=10
+    )
     # Redis loses the room's history (what a restart without persistence does to it).
-    import redis.asyncio as aioredis
-
-    from testing.services import REDIS_TEST_URL
-
     client = aioredis.from_url(REDIS_TEST_URL)
     room = user_room(alice.id)
     await client.delete(f"{redis_prefix}:hm:{room}", f"{redis_prefix}:h:{room}")
     await client.aclose()
     tab, hello = await connect(two, alice, positions, recover=positions.recover())
-    assert hello["recovered"] is False
-    result = hello["recovery"][room]
-    assert result["reason"] == "epoch"
-    # The client reloads from REST and follows the new epoch live.
-    positions.adopt(room, result)
-    rest: list[str] = []
-    assert await read_chat(tab, positions, rest) == "until"
-    row = await stored(chat, started["message_id"])
-    assert row["content"] == "".join(fake_tokens(PROMPT, 100))
-    assert row["content"].endswith("".join(rest)) and rest
-    await tab.close()
+    await follow_unrecovered(tab, hello, room, positions, chat, started, 100)
 
 
 @pytest.mark.cluster_env(REDIS_URL=PRIVATE_REDIS_URL)
@@ -200,13 +208,9 @@ async def test_after_a_redis_restart_the_room_is_not_recovered(
 ):
     one, two = cluster
     alice = people["alice"]
-    chat = await chat_create(alice)
-    positions = Positions()
-    pieces: list[str] = []
-    tab, _ = await connect(one, alice, positions)
-    started = await start(one, alice, chat, tokens=200, tps=40)
-    assert await read_chat(tab, positions, pieces, limit=5) == "limit"
-    await tab.abort()
+    chat, started, positions, _ = await cut_mid_stream(
+        one, alice, tokens=200, tps=40, seen=5
+    )
     private_redis.kill()  # it keeps nothing on disk: every room's history is gone
     await asyncio.sleep(0.5)
     await asyncio.to_thread(private_redis.start)
@@ -221,17 +225,7 @@ async def test_after_a_redis_restart_the_room_is_not_recovered(
         except (AssertionError, OSError):
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.3)
-    assert hello["recovered"] is False
-    assert hello["recovery"][room]["reason"] == "epoch"
     assert hello["recovery"][room]["epoch"] != positions.frames[-1]["epoch"]
-    positions.adopt(room, hello["recovery"][room])
-    rest: list[str] = []
     # Live events reach the new socket: no instance takes the routes it cached
     # before the restart for current ones (the routes' incarnation changed).
-    assert await read_chat(tab, positions, rest, timeout=15) == "until"
-    assert positions.duplicates == []
-    await tab.close()
-    # What the client did not get live it reloads: REST has the whole answer.
-    row = await stored(chat, started["message_id"])
-    assert row["content"] == "".join(fake_tokens(PROMPT, 200))
-    assert row["content"].endswith("".join(rest)) and len(rest) >= 5
+    await follow_unrecovered(tab, hello, room, positions, chat, started, 200)

@@ -81,10 +81,7 @@ class Ordering:
             return
         if offset > track.last + 1:
             track.waiting[offset] = message
-            if track.timer is None:
-                track.timer = asyncio.get_running_loop().call_later(
-                    settings.HISTORY_GAP_WAIT, self._gap_timeout, room, track
-                )
+            self._arm(room, track)
             return
         track.last = offset
         self._deliver_ordered(message)
@@ -133,7 +130,12 @@ class Ordering:
             log.warning("%d events of %s could not be recovered", lost, room)
             track.last = min(track.waiting) - 1
         self._release(room, track)
-        if track.waiting and track.timer is None:
+        if track.waiting:
+            self._arm(room, track)
+
+    def _arm(self, room: str, track: _Track) -> None:
+        # One gap timer per room at a time.
+        if track.timer is None:
             track.timer = asyncio.get_running_loop().call_later(
                 settings.HISTORY_GAP_WAIT, self._gap_timeout, room, track
             )

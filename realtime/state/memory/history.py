@@ -45,7 +45,7 @@ class MemoryHistory(MemoryTables):
         size = settings.HISTORY_SIZE
         oldest = now - settings.HISTORY_TTL
         positions = []
-        self.history_appends = getattr(self, "history_appends", 0) + len(appends)
+        self.history_appends += len(appends)
         if self.history_appends >= SWEEP_EVERY:
             self.history_appends = 0
             self._history_sweep(now, oldest)

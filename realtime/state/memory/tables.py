@@ -28,6 +28,7 @@ class MemoryTables:
         self.locks: dict[str, tuple[str, float]] = {}  # name -> (owner, expires at)
         self.instances: set[str] = set()
         self.history: dict = {}  # room -> its epoch, offset and window (history.py)
+        self.history_appends = 0  # since the last sweep of quiet rooms
 
     async def close(self) -> None:
         """Nothing to release."""
