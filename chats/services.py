@@ -154,6 +154,13 @@ def message_ensure(
     """The message row of a chat the user owns, created on first use; `position`:
     where its stored content is in the user room, if it has none yet."""
     chat = chat_get_for(user_id=user_id, chat_id=chat_id)
+    if position is not None:
+        # In the INSERT itself: a reader never sees a new row without its position.
+        fields = {
+            "position_epoch": position.epoch,
+            "position_offset": position.offset,
+            **fields,
+        }
     message, _ = Message.objects.get_or_create(
         chat=chat, message_id=message_id, defaults={"role": role, **fields}
     )
