@@ -6,6 +6,7 @@ import re
 import urllib.request
 
 import pytest
+import websockets
 
 from realtime.wire import dumps
 from testing.clients import RealSocket, SocketClient
@@ -309,3 +310,16 @@ async def test_the_frame_rate_limit_applies_over_http(cluster, people):
         assert [a["ack"] for a in answers] == list(range(1, 9))
     finally:
         await alice.close()
+
+
+@pytest.mark.cluster_env(ENABLE_WEBSOCKET_SUPPORT="false")
+async def test_websocket_support_off_leaves_only_the_http_transport(cluster, people):
+    for server in cluster:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await RealSocket(server.ws).open()
+        assert refused.value.response.status_code == 403
+        alice = await SocketClient.open(RealHttp(server.http), people["alice"])
+        try:
+            assert "data" in await alice.call("user-list")
+        finally:
+            await alice.close()
