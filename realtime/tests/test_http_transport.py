@@ -4,9 +4,11 @@ real Redis: sessions, POSTs landing on either instance, limits and bad input."""
 import asyncio
 import re
 import urllib.request
+from datetime import timedelta
 
 import pytest
 import websockets
+from rest_framework_simplejwt.tokens import AccessToken
 
 from realtime.wire import dumps
 from testing.clients import RealSocket, SocketClient
@@ -353,3 +355,32 @@ async def test_dropping_the_stream_disconnects_the_session(cluster, people, inst
         await fresh.close()
     finally:
         await watcher.close()
+
+
+def _token(user, seconds: float) -> str:
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=seconds))
+    return str(token)
+
+
+async def test_token_expiry_and_an_expired_token_over_http(cluster, people):
+    one, two = cluster
+    # An expired token: refused, and the stream closes with 4401.
+    transport = RealHttp(one.http, post_to=[two.http])
+    assert await transport.open()
+    client = SocketClient(transport)
+    expired = {"token": _token(people["alice"], -1)}
+    await client.send({"event": "connect", "data": expired, "ack": 0})
+    assert (await client.recv())["error"]["code"] == "unauthorized"
+    assert await client.closed_code() == 4401
+    await transport.close()
+    # A token that expires while connected: told why, then closed with 4401.
+    transport = RealHttp(two.http, post_to=[one.http])
+    assert await transport.open()
+    client = SocketClient(transport)
+    short = {"token": _token(people["alice"], 2)}
+    await client.send({"event": "connect", "data": short, "ack": 0})
+    assert "sid" in (await client.recv())["data"]
+    assert await client.event("disconnect", timeout=5) == {"reason": "token expired"}
+    assert await client.closed_code() == 4401
+    await transport.close()
