@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, /ws/ to the real-time consumer."""
+"""ASGI entry point: HTTP goes to Django, /ws/ to the real-time consumer, /ws/http/ to
+the HTTP transport."""
 
 import os
 
@@ -14,10 +15,11 @@ django_asgi_app = ASGIStaticFilesHandler(get_asgi_application())
 
 import logging  # noqa: E402
 
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from realtime import events  # noqa: E402
 from realtime.consumer import RealtimeConsumer  # noqa: E402
+from realtime.http_transport import endpoints as http_transport  # noqa: E402
 from realtime.hub import stop_hub  # noqa: E402
 from realtime.origin import OriginMiddleware  # noqa: E402
 from realtime.tasks import stop_all_local  # noqa: E402
@@ -63,7 +65,8 @@ websocket_urlpatterns = [
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The HTTP transport's two paths (realtime.http_transport), then Django.
+        "http": URLRouter([*http_transport.urlpatterns, re_path(r"", django_asgi_app)]),
         "websocket": OriginMiddleware(URLRouter(websocket_urlpatterns)),
         "lifespan": lifespan,
     }

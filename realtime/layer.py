@@ -101,6 +101,27 @@ class TaskStop(TypedDict):
     reason: NotRequired[str]  # an instance of an older release sends none
 
 
+class HttpFrames(TypedDict):
+    """A POST of frames for an HTTP session whose stream is on the receiving
+    instance (realtime.http_transport); answered with `http.taken` to `reply_to`."""
+
+    type: Literal["http.frames"]
+    sid: str
+    secret: str
+    seq: int
+    frames: list[str]
+    ref: str
+    reply_to: str
+
+
+class HttpTaken(TypedDict):
+    """Whether the session took a forwarded POST: its HTTP status (204, 403...)."""
+
+    type: Literal["http.taken"]
+    ref: str
+    status: int
+
+
 class Batch(TypedDict):
     """Several messages from one sender's outbox, in order."""
 
@@ -119,6 +140,8 @@ MESSAGES: dict[str, type] = {
     "call.request": CallRequest,
     "call.reply": CallReply,
     "task.stop": TaskStop,
+    "http.frames": HttpFrames,
+    "http.taken": HttpTaken,
     "batch": Batch,
 }
 

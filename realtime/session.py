@@ -38,6 +38,7 @@ class Session:
         *,
         send: Callable[[str], Awaitable[None]],
         close: Callable[[int], Awaitable[None]],
+        send_many: Callable[[list[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.sid = secrets.token_urlsafe(16)
         self.user = None  # set once authenticated
@@ -55,6 +56,9 @@ class Session:
         self.connected_at = time.time()
         self.closed = False
         self._send = send
+        # A transport that writes several frames at once for the cost of one (an
+        # HTTP stream's chunk) takes everything queued in one call.
+        self._send_many = send_many
         self._close = close
         self._queue: deque[str] = deque()
         # Read once: Django's settings object costs a Python call per attribute
@@ -102,6 +106,11 @@ class Session:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                if self._send_many is not None:
+                    while self._queue:
+                        frames = list(self._queue)
+                        self._queue.clear()
+                        await self._send_many(frames)
                 while self._queue:
                     await self._send(self._queue.popleft())
                 if self._close_code is not None:

@@ -250,8 +250,7 @@ else:
 # lid, a dropped NAT entry) is freed. The launcher passes both to uvicorn or daphne.
 WS_PING_INTERVAL = env_int("WS_PING_INTERVAL", WS_PING_INTERVAL_DEFAULT)
 WS_PING_TIMEOUT = env_int("WS_PING_TIMEOUT", WS_PING_TIMEOUT_DEFAULT)
-# Open WebUI's switch between WebSocket and HTTP long-polling. There is no polling
-# transport here yet: false changes nothing but a startup warning (README).
+# Open WebUI's switch to HTTP long-polling; here false only logs a warning (README).
 ENABLE_WEBSOCKET_SUPPORT = env_bool("ENABLE_WEBSOCKET_SUPPORT", True)
 # Frames above this close the socket with 1009. Open WebUI writes Yjs updates as JSON
 # lists of ints, up to 4 characters a byte: 16 MiB lets an update over the 2 MiB
@@ -265,9 +264,15 @@ INSTANCE_TTL = env_float("INSTANCE_TTL", 15.0)
 PRESENCE_INTERVAL = env_float("PRESENCE_INTERVAL", 1.0)
 # heartbeat writes last_active_at at most this often per user (seconds).
 ACTIVE_WRITE_INTERVAL = env_float("ACTIVE_WRITE_INTERVAL", 60.0)
-# Frames waiting for a slow client; past this it is closed (1013) rather than letting
-# one reader grow the server's memory without bound.
+# Frames waiting for a slow client; past this it is closed (1013), not grown for ever.
 OUTBOUND_QUEUE_MAX = env_int("OUTBOUND_QUEUE_MAX", 4096)
+# HTTP transport (docs/protocol.md §10, README): keep-alive period (s; proxies cut
+# silent responses), POST bounds, inbound queue, wait for a forwarded POST (s).
+HTTP_KEEPALIVE = env_float("HTTP_KEEPALIVE", 15.0)
+HTTP_POST_MAX_BYTES = env_int("HTTP_POST_MAX_BYTES", MAX_FRAME_BYTES)
+HTTP_POST_MAX_FRAMES = env_int("HTTP_POST_MAX_FRAMES", 256)
+HTTP_INBOUND_MAX = env_int("HTTP_INBOUND_MAX", 1024)
+HTTP_FORWARD_TIMEOUT = env_float("HTTP_FORWARD_TIMEOUT", 5.0)
 # Default wait for a client's reply to a server call (seconds).
 CALL_TIMEOUT = env_float("CALL_TIMEOUT", 30.0)
 # Under load, the outbox holds room messages this long to send them in fewer batches.
@@ -282,12 +287,11 @@ OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 30.0)
 HISTORY_ROOM_KINDS = env_list("HISTORY_ROOM_KINDS", "user,channel")
 HISTORY_SIZE = env_int("HISTORY_SIZE", 1000)
 HISTORY_TTL = env_float("HISTORY_TTL", 300.0)
-# A room's epoch and offset outlive its events this long, so a socket back after
-# an idle hour learns "expired" (reload) rather than a new epoch mid-conversation.
+# A room's epoch and offset outlive its events, so a socket back after an idle hour
+# learns "expired" (reload) rather than a new epoch mid-conversation.
 HISTORY_META_TTL = env_float("HISTORY_META_TTL", 86400.0)
-# An instance that gets a room's event N+2 before N+1 (two senders raced) waits
-# this long for N+1 before reading it from history: senders' batches normally
-# land within a few milliseconds of each other.
+# An instance that gets a room's event N+2 before N+1 (two senders raced) waits this
+# long for N+1 before reading it from history: batches land within a few ms.
 HISTORY_GAP_WAIT = env_float("HISTORY_GAP_WAIT", 0.1)
 # A note's update log is merged into its snapshot past this many updates.
 NOTE_COMPACT_THRESHOLD = env_int("NOTE_COMPACT_THRESHOLD", 200)
@@ -301,8 +305,7 @@ NOTE_UPDATE_MAX_STRUCTS = env_int("NOTE_UPDATE_MAX_STRUCTS", 10000)
 # takes longer than this is taken for a hang and the child is replaced. Merging a
 # 10,000-update log takes about 0.1 s.
 NOTE_CRDT_TIMEOUT = env_float("NOTE_CRDT_TIMEOUT", 10.0)
-# Address space of that child; an update that makes pycrdt exceed it ends the child,
-# never the server.
+# Address space of that child: exceeding it ends the child, never the server.
 NOTE_CRDT_MEMORY_MB = env_int("NOTE_CRDT_MEMORY_MB", 2048)
 # Bytes of one Yjs update (after decoding); Open WebUI's own limit is also 2 MiB.
 NOTE_UPDATE_MAX_BYTES = env_int("NOTE_UPDATE_MAX_BYTES", 2 * 1024 * 1024)

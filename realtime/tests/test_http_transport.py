@@ -1,0 +1,220 @@
+"""The HTTP transport (docs/protocol.md §10) against two real server processes on the
+real Redis: sessions, POSTs landing on either instance, limits and bad input."""
+
+import asyncio
+
+import pytest
+
+from realtime.wire import dumps
+from testing.clients import RealSocket, SocketClient
+from testing.cluster import MAX_FRAME_BYTES
+from testing.factories import token_for
+from testing.http_transport import RealHttp
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+# The cluster's POST limit (HTTP_POST_MAX_BYTES defaults to MAX_FRAME_BYTES).
+MAX_POST = MAX_FRAME_BYTES
+
+
+def connect_frame(user, ack=0) -> str:
+    return dumps({"event": "connect", "data": {"token": token_for(user)}, "ack": ack})
+
+
+async def test_http_socket_and_websocket_share_a_room(cluster, people):
+    one, two = cluster
+    alice = await SocketClient.open(RealHttp(one.http), people["alice"], join=True)
+    bob = await SocketClient.open(RealSocket(two.ws), people["bob"], join=True)
+    try:
+        ids = (await alice.call("user-list"))["data"]["user_ids"]
+        assert ids == sorted([people["alice"].id, people["bob"].id])
+        assert alice.transport.opened["keepalive"] > 0
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_posts_spread_over_both_instances_keep_their_order(cluster, people):
+    one, two = cluster
+    # The stream on one (daphne), every other POST landing on two (uvicorn).
+    transport = RealHttp(one.http, post_to=[two.http, one.http])
+    alice = await SocketClient.open(transport, people["alice"], join=True)
+    try:
+        for ack in range(1, 61):
+            await alice.send({"event": "user-list", "data": None, "ack": ack})
+        acks = []
+        while len(acks) < 60:
+            frame = await alice.recv()
+            if "ack" in frame:
+                acks.append(frame["ack"])
+        assert acks == list(range(1, 61))
+    finally:
+        await alice.close()
+
+
+async def test_several_frames_in_one_post_and_a_retried_post(cluster, people):
+    one, two = cluster
+    transport = RealHttp(one.http, post_to=[two.http])
+    alice = await SocketClient.open(transport, people["alice"])
+    try:
+        frames = [dumps({"event": "user-list", "data": None, "ack": n}) for n in (7, 8)]
+        assert await transport.post(frames) == (204, None)
+        # The same seq again (a retry after a lost answer): accepted, not run twice.
+        assert await transport.post(frames, seq=transport.seq) == (204, None)
+        assert [(await alice.recv())["ack"] for _ in range(2)] == [7, 8]
+        assert await alice.nothing(0.5)
+        # A seq that skips one is refused, and nothing of it is run.
+        status, body = await transport.post(frames, seq=transport.seq + 2)
+        assert (status, body["error"]["code"]) == (409, "bad_request")
+        assert await alice.nothing(0.3)
+        assert (await alice.call("user-list"))["data"]["user_ids"] == [
+            people["alice"].id
+        ]
+    finally:
+        await alice.close()
+
+
+async def test_a_post_for_someone_elses_session_is_forbidden(cluster, people):
+    one, two = cluster
+    alice_http = RealHttp(one.http)
+    bob_http = RealHttp(two.http)
+    alice = await SocketClient.open(alice_http, people["alice"])
+    bob = await SocketClient.open(bob_http, people["bob"])
+    try:
+        frame = dumps({"event": "user-join", "data": {}, "ack": 1})
+        # Bob's key on alice's sid: the MAC binds the key to bob's session.
+        bob_http.sid, bob_sid = alice_http.sid, bob_http.sid
+        status, body = await bob_http.post([frame], seq=1)
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+        # Alice's route with another secret: refused by the instance holding her.
+        secret, route = alice_http.key.split(".", 1)
+        bob_http.key = "x" + secret[1:] + "." + route
+        status, body = await bob_http.post([frame], seq=1)
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+        status, body = await bob_http.post([frame], seq=1, **{"X-Realtime-Key": ""})
+        assert (status, body["error"]["code"]) == (400, "bad_request")
+        bob_http.sid = bob_sid
+        # Alice heard nothing of it, and her session works.
+        assert await alice.nothing(0.3)
+        assert "data" in await alice.call("user-list")
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_malformed_and_oversized_posts(cluster, people):
+    one, two = cluster
+    transport = RealHttp(two.http, post_to=[one.http])
+    alice = await SocketClient.open(transport, people["alice"])
+    poster = transport.posters[0]
+    target = f"/ws/http/{transport.sid}/"
+    base = {"X-Realtime-Key": transport.key}
+
+    async def raw(headers, body):
+        response = await poster.request("POST", target, headers, body)
+        content = await poster.body()
+        return response.status_code, content
+
+    try:
+        cases = [
+            (
+                {**base, "X-Realtime-Seq": "1", "Content-Type": "text/plain"},
+                b"{}\n",
+                415,
+            ),
+            (
+                {**base, "X-Realtime-Seq": "1", "Content-Type": "application/x-ndjson"},
+                b"\xff\xfe\n",
+                400,
+            ),
+            (
+                {**base, "X-Realtime-Seq": "1", "Content-Type": "application/x-ndjson"},
+                b"",
+                400,
+            ),
+            (
+                {
+                    **base,
+                    "X-Realtime-Seq": "one",
+                    "Content-Type": "application/x-ndjson",
+                },
+                b"{}\n",
+                400,
+            ),
+            (
+                {**base, "X-Realtime-Seq": "1", "Content-Type": "application/x-ndjson"},
+                b"{}\n" * 300,
+                400,
+            ),
+            (
+                {**base, "X-Realtime-Seq": "1", "Content-Type": "application/x-ndjson"},
+                b"x" * (2 * MAX_POST),
+                413,
+            ),
+        ]
+        for headers, body, status in cases:
+            got, content = await raw(headers, body)
+            assert got == status, (headers, body[:20], content)
+        # A frame that is not JSON is answered on the stream, as on /ws/.
+        status, _ = await transport.post(["{not json"])
+        assert status == 204
+        error = await alice.event("error")
+        assert error["code"] == "bad_request"
+        assert "data" in await alice.call("user-list")
+    finally:
+        await alice.close()
+
+
+async def test_missing_or_bad_token_and_foreign_origin(cluster, people):
+    one, _ = cluster
+    # A stream whose first frame has a bad token: the error, then close 4401.
+    transport = RealHttp(one.http)
+    bad = dumps({"event": "connect", "data": {"token": "nope"}, "ack": 0})
+    assert await transport.open((bad + "\n").encode())
+    client = SocketClient(transport)
+    assert (await client.recv())["error"]["code"] == "unauthorized"
+    assert await client.closed_code() == 4401
+    # A POST to the closed session: gone.
+    status, body = await transport.post([connect_frame(people["alice"])])
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    await transport.close()
+    # A foreign Origin, on the stream and on a POST.
+    foreign = RealHttp(one.http, headers={"Origin": "https://evil.example"})
+    assert not await foreign.open()
+    assert (foreign.status, foreign.error["error"]["code"]) == (403, "forbidden")
+    await foreign.close()
+    alice_http = RealHttp(one.http)
+    alice = await SocketClient.open(alice_http, people["alice"])
+    try:
+        alice_http.headers = {"Origin": "https://evil.example"}
+        status, body = await alice_http.post([dumps({"event": "user-list"})])
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+    finally:
+        await alice.close()
+
+
+async def test_connect_in_the_opening_body(cluster, people):
+    _, two = cluster
+    transport = RealHttp(two.http)
+    assert await transport.open((connect_frame(people["alice"], ack=5) + "\n").encode())
+    client = SocketClient(transport)
+    try:
+        hello = await client.recv()
+        assert hello["ack"] == 5 and hello["data"]["sid"] == transport.sid
+    finally:
+        await client.close()
+
+
+@pytest.mark.cluster_env(HTTP_KEEPALIVE="0.3", OUTBOUND_QUEUE_MAX="3")
+async def test_keepalive_comments_on_an_idle_stream(cluster, people):
+    one, two = cluster
+    for server in (one, two):
+        transport = RealHttp(server.http)
+        client = await SocketClient.open(transport, people["alice"])
+        try:
+            kinds = []
+            while len(kinds) < 2:
+                kinds.append((await asyncio.wait_for(transport._frames.get(), 3))[0])
+            assert kinds == ["comment", "comment"]
+        finally:
+            await client.close()
