@@ -174,9 +174,9 @@ describe("HTTP transport", () => {
     const [socket, stream] = await connectedOverHttp();
     const refused = socket.emitWithAck("big", "x");
     const post = await server.nextPost(1);
-    post.respond(413, { error: { code: "too_large", message: "body too large" } });
-    await assert.rejects(refused, (err) => err.code === "too_large");
-    assert.match(warnings.join("\n"), /refused 1 frame\(s\): 413 too_large/);
+    post.respond(413, { error: { code: "bad_request", message: "body too large" } });
+    await assert.rejects(refused, (err) => err.code === "bad_request");
+    assert.match(warnings.join("\n"), /refused 1 frame\(s\): 413 bad_request: body too large/);
     socket.emit("next");
     const next = await server.nextPost(2);
     assert.equal(next.header("X-Realtime-Seq"), "1", "nothing was taken");
@@ -188,7 +188,7 @@ describe("HTTP transport", () => {
     t.mock.method(console, "warn", () => {});
     const [socket] = await connectedOverHttp({}, "sid-1", { post_max_bytes: 100 });
     const refused = socket.emitWithAck("big", "x".repeat(200));
-    await assert.rejects(refused, (err) => err.code === "too_large");
+    await assert.rejects(refused, (err) => err.code === "bad_request" && /over post_max_bytes/.test(err.message));
     socket.emit("small");
     const post = await server.nextPost(1);
     assert.deepEqual(

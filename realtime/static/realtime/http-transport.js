@@ -222,7 +222,7 @@ export class HttpTransport {
         this._queue.shift();
         this._refused([item.text], {
           status: 413,
-          code: "too_large",
+          code: "bad_request", // the server's code for its 413
           message: `a frame of ${item.bytes} bytes is over post_max_bytes (${maxBytes})`,
         });
         continue;

@@ -71,8 +71,8 @@ export const DEFAULTS: Readonly<
 >;
 
 /** Error replies, refused connects and adapter failures. Server codes are those of
- * docs/protocol.md §4 (over HTTP also the refusal of a POST of frames, e.g.
- * `too_large`); the adapter adds `timeout`, `disconnected`, `dropped`, `transport`. */
+ * docs/protocol.md §4 (over HTTP also those of a refused POST of frames, e.g.
+ * `bad_request` for a 413); the adapter adds `timeout`, `disconnected`, `dropped`, `transport`. */
 export class RealtimeError extends Error {
   code: string;
   data: { code: string; message?: string; [key: string]: unknown };
