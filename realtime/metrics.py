@@ -91,6 +91,14 @@ LEADERSHIP_CHANGES = Counter(
     registry=REGISTRY,
 )
 
+HTTP_POSTS = Counter(
+    "realtime_http_posts",
+    "POSTs of frames to HTTP sessions received here, by where the session's stream "
+    "was (local: this process; forwarded: through the layer to another instance).",
+    ["route"],
+    registry=REGISTRY,
+)
+
 UNKNOWN_EVENT = "(unknown)"
 
 

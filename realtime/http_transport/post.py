@@ -7,6 +7,7 @@ import uuid
 
 from django.conf import settings
 
+from realtime import metrics
 from realtime.http_transport import routes
 from realtime.http_transport.asgi_http import HttpError
 from realtime.http_transport.stream import ACCEPTED, local_stream
@@ -40,8 +41,10 @@ async def frames_deliver(
     """Hand a POST's frames to session `sid`; the HTTP status of the answer."""
     hub = await get_hub()
     if channel == hub.channel:
+        metrics.HTTP_POSTS.labels("local").inc()
         stream = local_stream(sid)
         return MISSING if stream is None else stream.take(secret, seq, frames)
+    metrics.HTTP_POSTS.labels("forwarded").inc()
     ref = uuid.uuid4().hex
     future = asyncio.get_running_loop().create_future()
     pending = _pending()

@@ -2,6 +2,8 @@
 real Redis: sessions, POSTs landing on either instance, limits and bad input."""
 
 import asyncio
+import re
+import urllib.request
 
 import pytest
 
@@ -10,6 +12,7 @@ from testing.clients import RealSocket, SocketClient
 from testing.cluster import MAX_FRAME_BYTES
 from testing.factories import token_for
 from testing.http_transport import RealHttp
+from testing.nginx import Nginx
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -218,3 +221,45 @@ async def test_keepalive_comments_on_an_idle_stream(cluster, people):
             assert kinds == ["comment", "comment"]
         finally:
             await client.close()
+
+
+async def test_behind_nginx_posts_land_on_both_instances_in_order(cluster, people):
+    one, two = cluster
+    with Nginx([one.port, two.port]) as proxy:
+        before = [_posts(server.http) for server in (one, two)]
+        alice = await SocketClient.open(RealHttp(proxy.http), people["alice"])
+        bob = await SocketClient.open(RealSocket(proxy.ws), people["bob"])
+        try:
+            for ack in range(1, 41):
+                await alice.send({"event": "user-list", "data": None, "ack": ack})
+            acks = []
+            while len(acks) < 40:
+                frame = await alice.recv()
+                if "ack" in frame:
+                    acks.append(frame["ack"])
+            assert acks == list(range(1, 41))
+            after = [_posts(server.http) for server in (one, two)]
+            # Round robin with no stickiness: both instances took POSTs, one of
+            # them forwarded each to the other.
+            assert all(
+                a["total"] > b["total"] for a, b in zip(after, before, strict=True)
+            )
+            assert sum(
+                a["forwarded"] - b["forwarded"]
+                for a, b in zip(after, before, strict=True)
+            )
+        finally:
+            await alice.close()
+            await bob.close()
+
+
+def _posts(base: str) -> dict:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts = {"local": 0.0, "forwarded": 0.0}
+    for route in counts:
+        found = re.search(rf'realtime_http_posts_total{{route="{route}"}} (\S+)', text)
+        if found:
+            counts[route] = float(found.group(1))
+    counts["total"] = counts["local"] + counts["forwarded"]
+    return counts
