@@ -39,13 +39,17 @@ def origin_allowed(scope: dict) -> bool:
 
 
 class OriginMiddleware:
-    """ASGI middleware: deny the handshake (HTTP 403) for a disallowed Origin."""
+    """ASGI middleware: deny the handshake (HTTP 403) for a disallowed Origin, and
+    every handshake while ENABLE_WEBSOCKET_SUPPORT is false (clients then use the
+    HTTP transport, realtime.http_transport, which checks Origin itself)."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" and not origin_allowed(scope):
+        if scope["type"] == "websocket" and (
+            not settings.ENABLE_WEBSOCKET_SUPPORT or not origin_allowed(scope)
+        ):
             denier = WebsocketDenier()
             return await denier(scope, receive, send)
         return await self.app(scope, receive, send)

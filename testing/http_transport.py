@@ -198,6 +198,12 @@ class RealHttp:
                     self._frames.put_nowait(it)
                 return False
 
+    def stop_reading(self) -> None:
+        """Read no more of the stream (the connection stays open), as a reader that
+        cannot keep up: the server's writes back up behind TCP's buffers."""
+        if self._reader is not None:
+            self._reader.cancel()
+
     async def close(self) -> None:
         self.stream.close()
         for poster in self.posters:

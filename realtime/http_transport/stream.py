@@ -34,6 +34,9 @@ STREAM_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 
+# The last write of a response (the close event) gets this long.
+END_WRITE_SECONDS = 1.0
+
 # Answers of Stream.take (HTTP statuses of the POST).
 ACCEPTED, FORBIDDEN, OUT_OF_ORDER, FULL = 204, 403, 409, 429
 
@@ -75,11 +78,18 @@ class Stream:
         await self._write(_sse(frames))
 
     async def _close(self, code: int) -> None:
+        self.ended.set()
+        close = wire.dumps({"code": code})
+        await self._end(f"event: close\ndata: {close}\n\n".encode())
+
+    async def _end(self, body: bytes) -> None:
+        # A reader that stopped reading (the slow consumer's case) would hold the
+        # last write for ever: past END_WRITE_SECONDS the response is left unfinished
+        # and the ASGI server drops the connection, as a WebSocket's would be.
         try:
-            close = wire.dumps({"code": code})
-            await self._write(f"event: close\ndata: {close}\n\n".encode(), more=False)
-        finally:
-            self.ended.set()
+            await asyncio.wait_for(self._write(body, more=False), END_WRITE_SECONDS)
+        except (TimeoutError, OSError, RuntimeError):
+            pass
 
     async def run(self, frames: list[str], receive) -> None:
         """Open the stream, take the request's frames, and serve until the client
@@ -118,10 +128,7 @@ class Stream:
                 self._reader.cancel()
             await connection.disconnect()
             if not self._finished:  # the client went first: end the response
-                try:
-                    await self._write(b"", more=False)
-                except Exception:
-                    pass
+                await self._end(b"")
 
     def take(self, secret: str, seq: int, frames: list[str]) -> int:
         """A POST's frames, if its secret is the session's and its seq the next;

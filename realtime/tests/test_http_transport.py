@@ -6,10 +6,11 @@ import re
 import urllib.request
 
 import pytest
+import websockets
 
 from realtime.wire import dumps
 from testing.clients import RealSocket, SocketClient
-from testing.cluster import MAX_FRAME_BYTES
+from testing.cluster import MAX_FRAME_BYTES, http_post
 from testing.factories import token_for
 from testing.http_transport import RealHttp
 from testing.nginx import Nginx
@@ -263,3 +264,62 @@ def _posts(base: str) -> dict:
             counts[route] = float(found.group(1))
     counts["total"] = counts["local"] + counts["forwarded"]
     return counts
+
+
+@pytest.mark.cluster_env(OUTBOUND_QUEUE_MAX="20")
+async def test_a_stream_that_is_not_read_is_closed_as_a_slow_websocket(cluster, people):
+    # On uvicorn (instance two): daphne buffers a response in memory without
+    # backpressure, so the queue never fills there (docs/protocol.md §10).
+    one, two = cluster
+    transport = RealHttp(two.http)
+    alice = await SocketClient.open(transport, people["alice"], join=True)
+    watcher = await SocketClient.open(RealSocket(one.ws), people["bob"], join=True)
+    try:
+        transport.stop_reading()
+        admin = token_for(people["admin"])
+        big = "x" * 60_000
+        # Far more than TCP's buffers hold, sent until the server gives up on alice.
+        for n in range(400):
+            status, _ = http_post(
+                f"{one.http}/api/realtime/emit/",
+                {"user_id": people["alice"].id, "event": "big", "data": [n, big]},
+                admin,
+            )
+            assert status == 202
+            ids = (await watcher.call("user-list"))["data"]["user_ids"]
+            if people["alice"].id not in ids:
+                break
+        else:
+            pytest.fail("the unread stream was never closed")
+    finally:
+        await alice.close()
+        await watcher.close()
+
+
+@pytest.mark.cluster_env(FRAME_BURST="5", FRAME_RATE="1")
+async def test_the_frame_rate_limit_applies_over_http(cluster, people):
+    one, two = cluster
+    transport = RealHttp(one.http, post_to=[two.http])
+    alice = await SocketClient.open(transport, people["alice"])
+    try:
+        frames = [dumps({"event": "user-list", "ack": n}) for n in range(1, 9)]
+        assert (await transport.post(frames))[0] == 204
+        answers = [await alice.recv() for _ in range(8)]
+        codes = [a.get("error", {}).get("code") for a in answers]
+        assert codes.count("rate_limited") >= 3 and codes[0] is None
+        assert [a["ack"] for a in answers] == list(range(1, 9))
+    finally:
+        await alice.close()
+
+
+@pytest.mark.cluster_env(ENABLE_WEBSOCKET_SUPPORT="false")
+async def test_websocket_support_off_leaves_only_the_http_transport(cluster, people):
+    for server in cluster:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await RealSocket(server.ws).open()
+        assert refused.value.response.status_code == 403
+        alice = await SocketClient.open(RealHttp(server.http), people["alice"])
+        try:
+            assert "data" in await alice.call("user-list")
+        finally:
+            await alice.close()

@@ -206,7 +206,7 @@ def test_websocket_support_off_is_a_startup_warning():
     )
     assert warned.returncode == 0, warned.stderr
     assert "WARNING realtime.apps ENABLE_WEBSOCKET_SUPPORT=false" in warned.stderr
-    assert "no HTTP long-polling transport" in warned.stderr
+    assert "WebSocket handshakes are refused" in warned.stderr
 
 
 def test_every_open_webui_alias_is_in_the_readme():
