@@ -1,21 +1,20 @@
-"""The HTTP fallback (issue 17) in Chromium, behind a real nginx in front of two
+"""The HTTP fallback (issue 17) in Chromium. Behind a real nginx in front of two
 instances: while nginx refuses the WebSocket Upgrade, the demo chat and channels
 pages work over HTTP (their POSTs land on either instance); once nginx allows it
-again and reloads, the pages reconnect and end on a WebSocket."""
+again and reloads, the pages reconnect and end on a WebSocket. And Open WebUI's io()
+call with its polling switch on, against a server with ENABLE_WEBSOCKET_SUPPORT off."""
 
 import pytest
 from playwright.async_api import expect
 
+from realtime.launcher import ServerProcess, free_port
 from realtime.tests.test_browser import WAIT_MS, Tab, browser, login  # noqa: F401
-from testing.cluster import http_get, http_post
+from realtime.tests.test_browser_adapter import connects, open_page
+from testing.cluster import ARTIFACTS, database_env, http_get, http_post
 from testing.factories import token_for
 from testing.nginx import Nginx
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.cluster,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # What Chromium logs, as console errors, for a refused Upgrade (nginx's 403) and for
 # the event streams that the reload of nginx cuts.
@@ -69,6 +68,7 @@ async def talk(a: Tab, b: Tab, bob, text: str) -> None:
     await expect(message).to_contain_text(text, timeout=WAIT_MS)
 
 
+@pytest.mark.cluster
 async def test_pages_work_over_http_then_return_to_websocket(
     browser,  # noqa: F811
     proxy,
@@ -107,3 +107,43 @@ async def test_pages_work_over_http_then_return_to_websocket(
     await talk(a, b, bob, "over a websocket")
     for tab in tabs:
         tab.assert_no_errors(REFUSED_UPGRADE, CUT_STREAM)
+
+
+@pytest.fixture
+def server_without_websockets(settings, request):
+    """One uvicorn instance that refuses every WebSocket handshake."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / f"{request.node.name}-server.log"
+    log.unlink(missing_ok=True)
+    env = {"SECRET_KEY": settings.SECRET_KEY, "ENABLE_WEBSOCKET_SUPPORT": "false"}
+    process = ServerProcess(
+        port=free_port(), env={**env, **database_env()}, server="uvicorn", log_path=log
+    )
+    process.start()
+    yield process
+    process.terminate()
+
+
+async def test_open_webuis_polling_switch_connects_over_http(
+    browser,  # noqa: F811
+    server_without_websockets,
+    people,
+):
+    """Open WebUI with ENABLE_WEBSOCKET_SUPPORT off asks for ['polling', 'websocket']:
+    the WebSocket is refused, the adapter goes on over HTTP at /ws/http/ (also for
+    the socket.io path), and socket.io acks work there."""
+    server, alice = server_without_websockets, people["alice"]
+    tab, _, _, warnings = await open_page(browser, server.http, token_for(alice))
+    page = tab.page
+    seen = await connects(tab, 1)
+    assert seen[0][1] == await page.evaluate("socket.id")
+    assert await page.evaluate("socket.io.engine.transport.name") == "http"
+    assert await page.evaluate("socket.streamUrl") == f"{server.http}/ws/http/"
+    assert await page.evaluate("plainAck('user-join', {auth: {token: 'x'}})") == [
+        {"id": alice.id, "name": alice.display_name}
+    ]
+    assert await page.evaluate(
+        "timedVolatile('user-join', {auth: {token: 'x'}}, 10000)"
+    ) == [None, {"id": alice.id, "name": alice.display_name}]
+    assert warnings == []
+    tab.assert_no_errors(REFUSED_UPGRADE)
