@@ -321,6 +321,22 @@ describe("HTTP transport liveness", () => {
     assert.deepEqual(closes, [1006]);
     assert.equal(stream.aborted, true);
   });
+
+  test("a stream whose response never comes is aborted after 35 s", async () => {
+    const transport = new HttpTransport("http://example.test/ws/http/", {
+      fetch: server.fetch,
+    });
+    const closes = [];
+    transport.onclose = (event) => closes.push(event.code);
+    await flush();
+    mock.timers.tick(34_999);
+    await flush();
+    assert.deepEqual(closes, []);
+    mock.timers.tick(1);
+    await flush();
+    assert.deepEqual(closes, [1006]);
+    assert.equal(server.streams[0].aborted, true);
+  });
 });
 
 describe("fallback from WebSocket to HTTP", () => {

@@ -111,6 +111,7 @@ export class HttpTransport {
   async _stream() {
     // The frames sent by onopen (the connect frame) are the body of the open POST.
     const body = this._queue.splice(0).map((item) => item.text).join("\n");
+    this._alive(); // a response that never comes is a silent stream too
     let response;
     try {
       response = await this._fetch(this.url, {
