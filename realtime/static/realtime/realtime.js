@@ -450,8 +450,10 @@ export class Socket {
     const name = this._transports[index];
     const hasFallback = index + 1 < this._transports.length;
     this._transportName = name;
+    const generation = this._generation;
     this._fire("transport", name, fallbackReason);
-    if (!this._wanted) return; // a listener disconnected
+    // A listener that disconnected (and maybe connected again) ended this attempt.
+    if (!this._wanted || generation !== this._generation) return;
     let ws;
     try {
       ws = this._newTransport(name);
