@@ -323,3 +323,33 @@ async def test_websocket_support_off_leaves_only_the_http_transport(cluster, peo
             assert "data" in await alice.call("user-list")
         finally:
             await alice.close()
+
+
+@pytest.mark.parametrize("instance", [0, 1], ids=["daphne", "uvicorn"])
+async def test_dropping_the_stream_disconnects_the_session(cluster, people, instance):
+    server = cluster[instance]
+    transport = RealHttp(server.http)
+    alice = await SocketClient.open(transport, people["alice"], join=True)
+    watcher = await SocketClient.open(
+        RealSocket(cluster[1 - instance].ws), people["bob"]
+    )
+    try:
+        assert (
+            people["alice"].id in (await watcher.call("user-list"))["data"]["user_ids"]
+        )
+        await alice.abort()
+        for _ in range(50):
+            ids = (await watcher.call("user-list"))["data"]["user_ids"]
+            if people["alice"].id not in ids:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("alice is still online after her stream dropped")
+        # Her key is now worth nothing: the session is gone.
+        fresh = RealHttp(server.http)
+        fresh.sid, fresh.key = transport.sid, transport.key
+        status, body = await fresh.post([dumps({"event": "user-list"})])
+        assert (status, body["error"]["code"]) == (404, "not_found")
+        await fresh.close()
+    finally:
+        await watcher.close()
