@@ -7,10 +7,15 @@ call with its polling switch on, against a server with ENABLE_WEBSOCKET_SUPPORT 
 import pytest
 from playwright.async_api import expect
 
-from realtime.launcher import ServerProcess, free_port
-from realtime.tests.test_browser import WAIT_MS, Tab, browser, login  # noqa: F401
+from realtime.tests.test_browser import (  # noqa: F401
+    WAIT_MS,
+    Tab,
+    browser,
+    login,
+    server_start,
+)
 from realtime.tests.test_browser_adapter import connects, open_page
-from testing.cluster import ARTIFACTS, database_env, http_get, http_post
+from testing.cluster import http_get, http_post
 from testing.factories import token_for
 from testing.nginx import Nginx
 
@@ -112,14 +117,7 @@ async def test_pages_work_over_http_then_return_to_websocket(
 @pytest.fixture
 def server_without_websockets(settings, request):
     """One uvicorn instance that refuses every WebSocket handshake."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / f"{request.node.name}-server.log"
-    log.unlink(missing_ok=True)
-    env = {"SECRET_KEY": settings.SECRET_KEY, "ENABLE_WEBSOCKET_SUPPORT": "false"}
-    process = ServerProcess(
-        port=free_port(), env={**env, **database_env()}, server="uvicorn", log_path=log
-    )
-    process.start()
+    process = server_start(settings, request, ENABLE_WEBSOCKET_SUPPORT="false")
     yield process
     process.terminate()
 
