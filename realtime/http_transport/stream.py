@@ -56,7 +56,8 @@ class Stream:
         self.session = self.connection.session
         self.secret = secrets.token_urlsafe(18)
         self.seq = 0  # the last POST taken
-        self.ended = asyncio.Event()
+        # Watches for the client going away; cancelled when the session closes.
+        self._watcher: asyncio.Task | None = None
         self.last_write = time.monotonic()
         self._inbox: deque[str] = deque()
         self._reader: asyncio.Task | None = None
@@ -78,7 +79,8 @@ class Stream:
         await self._write(_sse(frames))
 
     async def _close(self, code: int) -> None:
-        self.ended.set()
+        if self._watcher is not None:
+            self._watcher.cancel()
         close = wire.dumps({"code": code})
         await self._end(f"event: close\ndata: {close}\n\n".encode())
 
@@ -114,15 +116,17 @@ class Stream:
         await self._write(f"event: open\ndata: {opened}\n\n".encode())
         _streams()[self.session.sid] = self
         _keepalive_start()
-        watcher = asyncio.get_running_loop().create_task(_client_gone(receive))
-        ended = asyncio.get_running_loop().create_task(self.ended.wait())
+        watcher = self._watcher = asyncio.get_running_loop().create_task(
+            _client_gone(receive)
+        )
         try:
             connection.start()
             self._enqueue(frames)
-            await asyncio.wait({watcher, ended}, return_when=asyncio.FIRST_COMPLETED)
+            # Until the client goes or the session closes (which cancels it); wait()
+            # returns either way without raising.
+            await asyncio.wait({watcher})
         finally:
             watcher.cancel()
-            ended.cancel()
             _streams().pop(self.session.sid, None)
             if self._reader is not None:
                 self._reader.cancel()
