@@ -56,8 +56,9 @@ export class FakeSocket {
 }
 
 /**
- * `open(options)` for a test file: an adapter socket on FakeSocket with short
- * reconnect delays, every one disconnected after each test.
+ * `open(options)` for a test file: an adapter socket on FakeSocket (WebSocket only:
+ * the HTTP fallback has its own tests) with short reconnect delays, every one
+ * disconnected after each test.
  */
 export function adapterSockets(connect) {
   let sockets = [];
@@ -72,6 +73,7 @@ export function adapterSockets(connect) {
     const socket = connect("http://example.test", {
       auth: { token: "tok" },
       WebSocket: FakeSocket,
+      transports: ["websocket"],
       reconnectionDelay: 5,
       reconnectionDelayMax: 20,
       ...options,

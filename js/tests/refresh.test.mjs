@@ -14,6 +14,7 @@ let sockets = [];
 function open(options = {}) {
   const socket = connect("http://example.test", {
     WebSocket: FakeSocket,
+    transports: ["websocket"],
     reconnectionDelay: 10,
     reconnectionDelayMax: 10,
     random: () => 0.5,

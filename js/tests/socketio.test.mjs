@@ -74,18 +74,16 @@ describe("Open WebUI's io() options", () => {
     assert.equal(socketUrl("", "/ws/socket.io/", "http://p.test/c/", true), "ws://p.test/ws/socket.io/");
   });
 
-  test("'polling' falls back to WebSocket with one warning", async (t) => {
+  test("['polling', 'websocket'] tries WebSocket first, without a warning", async (t) => {
     const warnings = [];
     t.mock.method(console, "warn", (message) => warnings.push(message));
-    const [socket, ws] = await connected({ transports: ["polling", "websocket"] });
+    const fetch = () => assert.fail("no HTTP while the WebSocket works");
+    const [socket, ws] = await connected({ transports: ["polling", "websocket"], fetch });
     assert.equal(socket.connected, true);
     assert.equal(ws.url, "ws://owui.test/ws/socket.io/");
-    ws.drop(1012);
-    await until(() => FakeSocket.all.length === 2, "reconnect");
-    await FakeSocket.last.accept();
-    await until(() => socket.connected, "connected again");
-    assert.equal(warnings.length, 1, warnings.join("\n"));
-    assert.match(warnings[0], /'polling' transport is not available/);
+    assert.equal(socket.io.engine.transport.name, "websocket");
+    assert.equal(socket.streamUrl, "http://owui.test/ws/http/", "the fallback's stream");
+    assert.deepEqual(warnings, []);
   });
 
   test("an unknown transport is an error", () => {

@@ -51,20 +51,25 @@ async def browser():
         await browser.close()
 
 
-@pytest.fixture
-def server(settings, request):
-    """One uvicorn instance on the test database (embedded default: in-memory layer)."""
+def server_start(settings, request, **env: str) -> ServerProcess:
+    """One uvicorn instance on the test database (embedded default: in-memory layer)
+    with `env` on top, its log in test-artifacts/."""
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / f"{request.node.name}-server.log"
     log.unlink(missing_ok=True)
-    env = {"SECRET_KEY": settings.SECRET_KEY, "PRESENCE_INTERVAL": "0.3"}
     process = ServerProcess(
         port=free_port(),
-        env={**env, **database_env()},
+        env={"SECRET_KEY": settings.SECRET_KEY, **env, **database_env()},
         server="uvicorn",
         log_path=log,
     )
-    process.start()
+    return process.start()
+
+
+@pytest.fixture
+def server(settings, request):
+    """One uvicorn instance on the test database."""
+    process = server_start(settings, request, PRESENCE_INTERVAL="0.3")
     yield process
     process.terminate()
 

@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from django.conf import settings
 
 from realtime.launcher import server_command
 from realtime.management.commands.realtime_fleet import Command as FleetCommand
@@ -100,6 +101,14 @@ def test_start_order_waits_for_health_and_migrations(services):
         assert services["nginx"]["depends_on"][name]["condition"] == "service_healthy"
 
 
+def nginx_location(services, path: str) -> str:
+    """The directives of a location of the nginx service's config, comments out."""
+    source = services["nginx"]["volumes"][0].split(":")[0]
+    conf = (ROOT / source).read_text()
+    code = "\n".join(line.split("#", 1)[0] for line in conf.splitlines())
+    return re.search(rf"location {re.escape(path)} \{{(.*?)\}}", code, re.S).group(1)
+
+
 def test_nginx_upgrades_websockets_round_robin_to_both_instances(services):
     nginx = services["nginx"]
     assert nginx["ports"] == ["8080:80"]
@@ -112,13 +121,32 @@ def test_nginx_upgrades_websockets_round_robin_to_both_instances(services):
     # No stickiness: any instance serves any socket.
     for sticky in ("ip_hash", "sticky", "hash ", "least_conn"):
         assert sticky not in upstream
-    ws = re.search(r"location /ws/ \{(.*?)\}", code, re.S).group(1)
+    ws = nginx_location(services, "/ws/")
     assert "proxy_pass http://realtime;" in ws
     assert "proxy_http_version 1.1;" in ws
     assert "proxy_set_header Upgrade $http_upgrade;" in ws
     assert "proxy_set_header Connection $connection_upgrade;" in ws
     # Idle sockets send a heartbeat every 30 s: the proxy must not cut them first.
     assert int(re.search(r"proxy_read_timeout (\d+)s;", ws).group(1)) > 30
+
+
+def test_nginx_streams_the_http_fallback_and_takes_its_posts(services):
+    # docs/protocol.md "HTTP fallback": /ws/http/ (under /ws/) is a long event stream
+    # and POSTs of frames of up to HTTP_POST_MAX_BYTES.
+    ws = nginx_location(services, "/ws/")
+    assert "proxy_buffering off;" in ws, "each event must reach the browser at once"
+    env = services["app1"]["environment"]
+    post_max = int(env.get("HTTP_POST_MAX_BYTES", env["MAX_FRAME_BYTES"]))
+    body = re.search(r"client_max_body_size (\d+)m;", ws)
+    assert body and int(body.group(1)) * 2**20 >= post_max
+    # A stream quiet but for keep-alives lives, as the client's liveness rule allows.
+    keepalive = float(env.get("HTTP_KEEPALIVE", settings.HTTP_KEEPALIVE))
+    read_timeout = int(re.search(r"proxy_read_timeout (\d+)s;", ws).group(1))
+    assert read_timeout > 2 * keepalive + 5
+    # The Origin check of the stream and of the WebSocket compares a page's origin
+    # with Host: it must keep the port the browser used (compose maps 8080).
+    for path in ("/ws/", "/"):
+        assert "proxy_set_header Host $http_host;" in nginx_location(services, path)
 
 
 def test_the_image_installs_the_requirements(services):

@@ -39,10 +39,15 @@ export interface SocketOptions {
    * socket.io path (ending in "/socket.io", Open WebUI's "/ws/socket.io") turns
    * socket.io-compatible mode on. */
   path?: string;
-  /** socket.io-client's transports: "websocket" and "polling" (which falls back to
-   * WebSocket with one console warning until an HTTP transport exists); any other
-   * name throws. Default ["websocket"]. */
-  transports?: Array<"websocket" | "polling">;
+  /** The transports to use (default ["websocket", "http"]): "websocket", and "http",
+   * the HTTP fallback (docs/adapter.md "Transports"), also named "polling" as in
+   * socket.io-client. With both, every attempt tries the WebSocket first, whatever the
+   * order, and falls back to HTTP when it brings no frame; ["websocket"] never falls
+   * back, ["http"] never tries a WebSocket. Any other name throws. */
+  transports?: Array<"websocket" | "http" | "polling">;
+  /** Milliseconds a WebSocket may take to open, and then to bring its first frame,
+   * before the attempt falls back to HTTP (default 5000); only with both transports. */
+  fallbackTimeout?: number;
   /** socket.io-compatible mode (default: on for a socket.io `path`): plain acks get
    * the value alone, `null` for an error reply; the connect frame names `protocol`. */
   socketio?: boolean;
@@ -53,27 +58,34 @@ export interface SocketOptions {
   autoConnect?: boolean;
   /** WebSocket constructor to use (tests, Node); default `globalThis.WebSocket`. */
   WebSocket?: new (url: string) => WebSocket;
+  /** fetch() for the HTTP transport (tests); default `globalThis.fetch`. */
+  fetch?: typeof fetch;
   /** Random source for the backoff jitter (tests); default Math.random. */
   random?: () => number;
 }
 
 export const DEFAULTS: Readonly<
-  Required<Omit<SocketOptions, "auth" | "WebSocket" | "random" | "socketio" | "protocol">>
+  Required<
+    Omit<SocketOptions, "auth" | "WebSocket" | "fetch" | "random" | "socketio" | "protocol">
+  >
 >;
 
 /** Error replies, refused connects and adapter failures. Server codes are those of
- * docs/protocol.md §4; the adapter adds `timeout`, `disconnected`, `dropped`,
- * `transport`. */
+ * docs/protocol.md §4 (over HTTP also those of a refused POST of frames, e.g.
+ * `bad_request` for a 413); the adapter adds `timeout`, `disconnected`, `dropped`, `transport`. */
 export class RealtimeError extends Error {
   code: string;
   data: { code: string; message?: string; [key: string]: unknown };
   constructor(code: string, message?: string, data?: object);
 }
 
+export type TransportName = "websocket" | "http";
+
 export type DisconnectReason = "io server disconnect" | "io client disconnect" | "transport close";
 
 export interface DisconnectDetails {
-  /** WebSocket close code, e.g. 4401, 1012, 1006. */
+  /** WebSocket close code, e.g. 4401, 1012, 1006; over HTTP the code of the stream's
+   * close event, or 1006 when it ended without one. */
   code?: number;
   /** The server's reason from its `disconnect` event (forced disconnects), e.g.
    * "password changed"; "token expired" comes with reason "transport close" and a
@@ -157,6 +169,11 @@ export class Socket {
   readonly lastPosition: EventPosition | null;
   /** A copy of the last position seen per room, presented on a reconnect. */
   readonly positions: Record<string, Position>;
+  /** socket.io-client's Manager, reduced to the transport of the connection or of the
+   * attempt in progress (`undefined` before the first attempt). */
+  readonly io: { engine: { transport: { name: TransportName | undefined } } };
+  /** The HTTP transport's stream URL, `<path>http/` (`/ws/http/` for /ws/socket.io). */
+  readonly streamUrl: string;
 
   on(event: "connect", listener: () => void): this;
   on(event: "disconnect", listener: (reason: DisconnectReason, details?: DisconnectDetails) => void): this;
@@ -169,6 +186,10 @@ export class Socket {
   on(event: "recovery", listener: (data: RecoveryEvent) => void): this;
   /** Where the socket starts in a history room entered after connect. */
   on(event: "position", listener: (data: EventPosition) => void): this;
+  /** A transport is tried: "websocket" first in an attempt (`reason` undefined), then
+   * "http" when the adapter falls back, with the reason (e.g. "websocket closed (1006)
+   * before any frame", "no frame from websocket in 5000 ms"). */
+  on(event: "transport", listener: (name: TransportName, reason?: string) => void): this;
   on(event: string, listener: Listener): this;
   once(event: string, listener: Listener): this;
   off(event?: string, listener?: Listener): this;

@@ -1,9 +1,11 @@
 // Browser adapter for the realtime backend: a small stand-in for the part of
 // socket.io-client that chat front ends use, speaking the JSON protocol of
-// docs/protocol.md over one WebSocket. An ES module with no dependencies and no build
-// step (positions.js beside it keeps the room positions of recovery); types in
+// docs/protocol.md over one WebSocket, or over HTTP where WebSockets are blocked. An
+// ES module with no dependencies and no build step (beside it: positions.js keeps the
+// room positions of recovery, http-transport.js is the HTTP fallback); types in
 // realtime.d.ts, API and migration table in docs/adapter.md.
 
+import { HttpTransport, streamUrl } from "./http-transport.js";
 import { RoomPositions } from "./positions.js";
 
 /** Reconnection defaults, the same as socket.io-client's. */
@@ -25,12 +27,21 @@ export const DEFAULTS = Object.freeze({
   refreshMargin: 60000,
   path: "/ws/",
   autoConnect: true,
-  transports: ["websocket"],
+  // WebSocket first, HTTP when it fails (docs/adapter.md "Transports").
+  transports: ["websocket", "http"],
+  // A WebSocket that has not opened, or has not brought its first frame, this long
+  // (ms) after it was started or opened is given up for HTTP: a proxy that swallows
+  // the upgrade would otherwise cost the whole connect timeout on every attempt.
+  fallbackTimeout: 5000,
 });
 
-// The transports socket.io-client knows. Only WebSocket exists here: "polling" is
-// accepted (Open WebUI asks for it when its WebSocket support is off) and falls back.
-const TRANSPORTS = new Set(["websocket", "polling"]);
+// Transport names, socket.io-client's among them: "polling" (which Open WebUI asks
+// for when its WebSocket support is off) is the HTTP transport here.
+const TRANSPORTS = new Map([
+  ["websocket", "websocket"],
+  ["http", "http"],
+  ["polling", "http"],
+]);
 // A socket.io path (Open WebUI's is "/ws/socket.io") turns socket.io-compatible mode
 // on when the `socketio` option does not say.
 const SOCKETIO_PATH = /\/socket\.io\/?$/;
@@ -48,6 +59,7 @@ const RESERVED = new Set([
   "refresh_error",
   "recovery",
   "recovery_failed",
+  "transport",
 ]);
 
 // Close codes after which reconnecting cannot help (docs/protocol.md §3, §4).
@@ -108,22 +120,22 @@ export function connect(url, options = {}) {
 export { connect as io };
 export default connect;
 
-/** Check `transports`; warn once when it asks for polling, which falls back. */
-function checkTransports(transports) {
+/**
+ * The transports an attempt tries, in order: WebSocket first when it is listed,
+ * whatever the order given (socket.io ends on WebSocket too, by its upgrade).
+ */
+function attemptTransports(transports) {
   if (!Array.isArray(transports) || !transports.length) {
     throw new Error("realtime: transports must be a non-empty array");
   }
+  const names = new Set();
   for (const name of transports) {
     if (!TRANSPORTS.has(name)) {
-      throw new Error(`realtime: unknown transport '${name}' (websocket, polling)`);
+      throw new Error(`realtime: unknown transport '${name}' (websocket, http, polling)`);
     }
+    names.add(TRANSPORTS.get(name));
   }
-  if (transports.includes("polling")) {
-    console.warn(
-      "realtime: the 'polling' transport is not available yet; connecting over " +
-        "WebSocket only",
-    );
-  }
+  return ["websocket", "http"].filter((name) => names.has(name));
 }
 
 const position = ({ epoch, offset }) => ({ epoch, offset });
@@ -131,8 +143,10 @@ const position = ({ epoch, offset }) => ({ epoch, offset });
 export class Socket {
   constructor(url, options = {}) {
     this.options = { ...DEFAULTS, ...options };
-    checkTransports(this.options.transports);
+    this._transports = attemptTransports(this.options.transports);
     this.url = socketUrl(url, this.options.path, undefined, options.path !== undefined);
+    /** The HTTP transport's stream URL (docs/protocol.md "HTTP fallback"). */
+    this.streamUrl = streamUrl(this.url);
     // socket.io-compatible mode: acks without an error argument, the openwebui
     // dialect by default (docs/adapter.md).
     this.socketio = options.socketio ?? SOCKETIO_PATH.test(this.options.path);
@@ -145,6 +159,8 @@ export class Socket {
     this.user = undefined;
     this.connected = false;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this._fetch = options.fetch; // HttpTransport's default is globalThis.fetch
+    this._transportName = undefined; // of the connection or attempt (socket.io)
     this._listeners = new Map();
     this._pendingAcks = new Map(); // ack id -> settle(err, data), sent on this socket
     this._buffer = []; // frames waiting for a connection: {event, data, settle}
@@ -176,6 +192,15 @@ export class Socket {
 
   get disconnected() {
     return !this.connected;
+  }
+
+  /**
+   * socket.io-client's Manager, for the one thing read from it here:
+   * `socket.io.engine.transport.name`, "websocket" or "http".
+   */
+  get io() {
+    const socket = this;
+    return { engine: { transport: { name: socket._transportName } } };
   }
 
   // --- listeners -------------------------------------------------------------------
@@ -411,22 +436,65 @@ export class Socket {
       this._failedAttempt(new RealtimeError("unauthorized", "no token to connect with"));
       return;
     }
+    this._openTransport(token, 0);
+  }
+
+  _newTransport(name) {
+    if (name === "http") return new HttpTransport(this.streamUrl, { fetch: this._fetch });
+    return new this._WebSocket(this.url);
+  }
+
+  // One transport of an attempt: the next one in `_transports` takes over when this
+  // one brings no frame at all (docs/adapter.md "Transports"), with the same token.
+  _openTransport(token, index, fallbackReason) {
+    const name = this._transports[index];
+    const hasFallback = index + 1 < this._transports.length;
+    this._transportName = name;
+    const generation = this._generation;
+    this._fire("transport", name, fallbackReason);
+    // A listener that disconnected (and maybe connected again) ended this attempt.
+    if (!this._wanted || generation !== this._generation) return;
     let ws;
     try {
-      ws = new this._WebSocket(this.url);
+      ws = this._newTransport(name);
     } catch (err) {
-      this._failedAttempt(new RealtimeError("transport", String(err)));
+      if (hasFallback) this._openTransport(token, index + 1, `${name} failed: ${err}`);
+      else this._failedAttempt(new RealtimeError("transport", String(err)));
       return;
     }
     this._ws = ws;
     let authenticated = false;
+    let heard = false; // a frame came: this transport works, whatever it says
     let connectError = null;
     const deadline = this._setTimer(() => {
       connectError = new RealtimeError("timeout", "no connect ack in time");
       ws.close();
     }, this.options.timeout);
+    const fallBack = (reason) => {
+      this._clearTimer(deadline);
+      this._clearTimer(silence);
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      try {
+        ws.close();
+      } catch {
+        // already closing
+      }
+      this._ws = null;
+      this._openTransport(token, index + 1, reason);
+    };
+    // Until the first frame, from the start and again from the open; without a
+    // fallback the connect deadline alone applies.
+    const wait = this.options.fallbackTimeout;
+    const silent = () => {
+      if (ws === this._ws) fallBack(`no frame from ${name} in ${wait} ms`);
+    };
+    let silence = hasFallback ? this._setTimer(silent, wait) : null;
 
     ws.onopen = () => {
+      if (silence) {
+        this._clearTimer(silence);
+        silence = this._setTimer(silent, wait);
+      }
       const data = this.protocol ? { token, protocol: this.protocol } : { token };
       const recover = this._everConnected ? this._rooms.recoverFrame(this._lastSid) : null;
       if (recover) data.recover = recover;
@@ -434,6 +502,10 @@ export class Socket {
     };
     ws.onmessage = (message) => {
       if (ws !== this._ws) return;
+      if (!heard) {
+        heard = true;
+        this._clearTimer(silence);
+      }
       let frame;
       try {
         frame = JSON.parse(message.data);
@@ -467,13 +539,19 @@ export class Socket {
     ws.onclose = (close) => {
       this._clearTimer(deadline);
       if (ws !== this._ws) return;
+      if (!heard && hasFallback) {
+        fallBack(`${name} closed (${close?.code ?? "?"}) before any frame`);
+        return;
+      }
+      this._clearTimer(silence);
       this._ws = null;
       if (authenticated) {
         this._lost(close);
       } else {
+        const why = close?.reason ? `: ${close.reason}` : "";
         const err =
           connectError ??
-          new RealtimeError("transport", `websocket closed (${close?.code ?? "?"})`);
+          new RealtimeError("transport", `${name} closed (${close?.code ?? "?"})${why}`);
         // A refused token or frame stops here, like socket.io after a middleware error;
         // anything else (server down, restarting) is retried.
         const retry = !FINAL_CONNECT_ERRORS.has(err.code);
@@ -481,6 +559,7 @@ export class Socket {
       }
     };
     ws.onerror = () => {}; // a close event always follows
+    ws.onrefused = (texts, error) => this._refused(texts, error);
   }
 
   _connected(hello) {
@@ -559,6 +638,23 @@ export class Socket {
     this._setTimer(() => {
       if (this._wanted && !this._ws) this._open();
     }, delay);
+  }
+
+  // Frames the HTTP transport's server refused (400, 413, 415): their acks fail with
+  // the server's code now rather than at a timeout (docs/adapter.md "Transports").
+  _refused(texts, error) {
+    for (const text of texts) {
+      let frame;
+      try {
+        frame = JSON.parse(text);
+      } catch {
+        continue;
+      }
+      const settle = this._pendingAcks.get(frame?.ack);
+      if (!settle) continue;
+      this._pendingAcks.delete(frame.ack);
+      settle(new RealtimeError(error.code, error.message || `HTTP ${error.status}`, error));
+    }
   }
 
   _failPendingAcks() {

@@ -110,8 +110,12 @@ export async function userNames() {
  */
 export function openSocket() {
   const params = new URLSearchParams(location.search);
-  const socket = connect(params.get("ws") || location.origin, {
+  const other = params.get("ws");
+  const socket = connect(other || location.origin, {
     auth: async () => ({ token: await freshToken() }),
+    // The HTTP fallback is for the page's own origin: the server allows no
+    // cross-origin POST (docs/adapter.md "Transports").
+    ...(other ? { transports: ["websocket"] } : {}),
   });
   const badge = $("#conn");
   let connects = 0;
