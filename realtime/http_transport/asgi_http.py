@@ -1,7 +1,7 @@
 """Small ASGI HTTP helpers of the HTTP transport: headers, a bounded body, errors."""
 
 from realtime import wire
-from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, RATE_LIMITED
+from realtime.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, RATE_LIMITED, TIMEOUT
 from realtime.origin import origin_allowed
 
 # The one content type of a body of frames: one frame per line. Not a "simple" type,
@@ -18,6 +18,7 @@ CODES = {
     413: BAD_REQUEST,
     415: BAD_REQUEST,
     429: RATE_LIMITED,
+    503: TIMEOUT,
 }
 
 

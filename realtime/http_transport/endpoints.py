@@ -59,6 +59,7 @@ _MESSAGES = {
     404: "no such session: open a new stream",
     409: "out of order: send the POST before this one first",
     429: "too many frames waiting for this session",
+    503: "the session's instance did not answer in time: retry",
 }
 
 urlpatterns = [

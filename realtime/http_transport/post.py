@@ -19,6 +19,10 @@ from realtime.loops import per_loop
 _pending = per_loop(dict)
 
 MISSING = 404
+# The stream's instance did not answer in time: the client retries the same seq
+# (harmless: a POST is never taken twice); if that instance died, its streams ended
+# and their clients reconnect anyway.
+UNANSWERED = 503
 
 
 def post_headers(scope_header, sid: str) -> tuple[str, str, int]:
@@ -62,8 +66,7 @@ async def frames_deliver(
         await hub.layer.send(channel, message)
         return await asyncio.wait_for(future, settings.HTTP_FORWARD_TIMEOUT)
     except TimeoutError:
-        # The instance is gone (its streams with it), or too busy to answer.
-        return MISSING
+        return UNANSWERED
     finally:
         pending.pop(ref, None)
 

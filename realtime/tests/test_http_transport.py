@@ -10,6 +10,7 @@ import pytest
 import websockets
 from rest_framework_simplejwt.tokens import AccessToken
 
+from realtime.http_transport.routes import route_key
 from realtime.wire import dumps
 from testing.clients import RealSocket, SocketClient
 from testing.cluster import MAX_FRAME_BYTES, http_post
@@ -384,3 +385,30 @@ async def test_token_expiry_and_an_expired_token_over_http(cluster, people):
     assert await client.event("disconnect", timeout=5) == {"reason": "token expired"}
     assert await client.closed_code() == 4401
     await transport.close()
+
+
+@pytest.mark.cluster_env(HTTP_FORWARD_TIMEOUT="0.5")
+async def test_a_post_whose_instance_does_not_answer_is_retried(
+    cluster, people, settings
+):
+    one, two = cluster
+    transport = RealHttp(one.http, post_to=[two.http])
+    alice = await SocketClient.open(transport, people["alice"])
+    try:
+        secret, _ = transport.key.split(".", 1)
+        good = transport.key
+        # A key signed (the test shares the fleet's SECRET_KEY) for a channel that no
+        # instance reads: the POST waits HTTP_FORWARD_TIMEOUT, then says retry.
+        transport.key = route_key(
+            sid=transport.sid, secret=secret, channel="rt-instance.gone!nobody"
+        )
+        frame = dumps({"event": "user-list", "ack": 3})
+        status, body = await transport.post([frame])
+        assert (status, body["error"]["code"]) == (503, "timeout")
+        # The same seq with the right key: taken once.
+        transport.key = good
+        assert await transport.post([frame], seq=transport.seq) == (204, None)
+        assert (await alice.recv())["ack"] == 3
+        assert await alice.nothing(0.3)
+    finally:
+        await alice.close()
