@@ -5,13 +5,15 @@ next to a WebSocket session in the same rooms."""
 import asyncio
 
 import pytest
+from channels.db import database_sync_to_async
 
 from chats.caller import get_event_call
 from chats.emitter import get_event_emitter
 from chats.fake_model import fake_tokens
+from chats.models import ChatRead
 from chats.services import PROMPT_EVENT
 from realtime.rooms import user_room
-from testing.chat_events import call, chat_events, frame, quiet, users
+from testing.chat_events import call, chat_events, frame, quiet, send, users
 from testing.clients import RealSocket, SocketClient
 from testing.cluster import http_get, http_post
 from testing.factories import chat_create, chat_shared, token_for
@@ -160,6 +162,29 @@ async def test_presence_and_typing_between_an_http_and_a_websocket_user(
     finally:
         await web.close()
         await tab.close()
+
+
+async def test_last_read_at_over_http_reaches_each_session_of_the_user(cluster, people):
+    one, two = cluster
+    alice, bob = people["alice"], people["bob"]
+    chat = await chat_shared(alice, readers=[bob])
+    web, _ = await over_http(two, one, bob)
+    tab = await SocketClient.open(RealSocket(one.ws), bob)
+    other = await SocketClient.open(RealSocket(two.ws), alice)
+    try:
+        await send(web, frame(chat.id, "last_read_at"))  # without an ack, as Open WebUI
+        listed = await chat_events(web, "chat:list", 5)
+        assert listed == await chat_events(tab, "chat:list", 5)
+        stored = await database_sync_to_async(ChatRead.objects.get)(chat=chat, user=bob)
+        assert listed["data"]["data"] == {
+            "chat_id": chat.id,
+            "last_read_at": int(stored.last_read_at.timestamp()),
+        }
+        assert await quiet(other, "chat:list")
+    finally:
+        await web.close()
+        await tab.close()
+        await other.close()
 
 
 async def test_a_stream_to_an_http_session_is_stopped_from_the_other_instance(
