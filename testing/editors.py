@@ -9,6 +9,8 @@ import pycrdt
 
 from notes.crdt_proxy import LoopHost
 from testing.clients import RealSocket, SocketClient, Transport
+from testing.cluster import http_get
+from testing.factories import token_for
 
 TEXT = "content"
 
@@ -155,6 +157,19 @@ async def converged(editors: list[RemoteEditor], timeout: float = 10) -> str:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"editors diverged: {[e.text for e in editors]}")
         await asyncio.sleep(0.05)
+
+
+async def stored_content(server, note_id: str, owner, want: str) -> str:
+    """The note's content over REST, once it caught up with `want` (or after 5 s)."""
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        status, body = await asyncio.to_thread(
+            http_get, f"{server.http}/api/notes/{note_id}/", token_for(owner)
+        )
+        assert status == 200, body
+        if body["content"] == want or asyncio.get_running_loop().time() > deadline:
+            return body["content"]
+        await asyncio.sleep(0.1)
 
 
 class SandboxedReader(RemoteEditor):

@@ -53,6 +53,13 @@ async def chat_over_rest(server, user, chat) -> dict:
     return body
 
 
+async def stored_message(server, user, chat, message_id: str) -> dict:
+    """A message of the chat as REST gives it."""
+    body = await chat_over_rest(server, user, chat)
+    (message,) = [m for m in body["messages"] if m["message_id"] == message_id]
+    return message
+
+
 async def events_until(client: SocketClient, last: str) -> list[dict]:
     """Every `events` frame's data up to and with the first of type `last`."""
     seen = []
@@ -207,11 +214,7 @@ async def test_a_stream_to_an_http_session_is_stopped_from_the_other_instance(
         assert (status, reply) == (200, {"stopped": True})
         until = "chat:tasks:cancel"
         assert await read_chat(web, positions, pieces, until=until) == "until"
-        (message,) = [
-            m
-            for m in (await chat_over_rest(two, alice, chat))["messages"]
-            if m["message_id"] == started["message_id"]
-        ]
+        message = await stored_message(two, alice, chat, started["message_id"])
         assert message["content"] == "".join(pieces) and not message["done"]
         assert 5 <= len(pieces) < 2000
     finally:
@@ -243,10 +246,6 @@ async def test_an_http_downstream_cut_mid_stream_resumes_with_nothing_lost(
     finally:
         await web.close()
     assert positions.duplicates == []
-    (message,) = [
-        m
-        for m in (await chat_over_rest(one, alice, chat))["messages"]
-        if m["message_id"] == started["message_id"]
-    ]
+    message = await stored_message(one, alice, chat, started["message_id"])
     assert message["done"] and "".join(pieces) == message["content"]
     assert pieces == fake_tokens(PROMPT, 150)

@@ -10,8 +10,8 @@ import pytest
 from notes.yjs_format import awareness_update
 from realtime.dialects import OPENWEBUI
 from testing.clients import RealSocket, SocketClient
-from testing.cluster import http_get, http_request
-from testing.editors import RemoteEditor, converged
+from testing.cluster import http_request
+from testing.editors import RemoteEditor, converged, stored_content
 from testing.factories import note_shared, token_for
 from testing.http_transport import RealHttp
 
@@ -21,19 +21,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 def over_http(server, other) -> RealHttp:
     """A transport streaming from `server`, POSTing to `other` and `server` in turn."""
     return RealHttp(server.http, post_to=[other.http, server.http])
-
-
-async def stored_content(server, note_id: str, owner, want: str) -> str:
-    """The note's content over REST, once it caught up with `want` (or after 5 s)."""
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
-        status, body = await asyncio.to_thread(
-            http_get, f"{server.http}/api/notes/{note_id}/", token_for(owner)
-        )
-        assert status == 200, body
-        if body["content"] == want or asyncio.get_running_loop().time() > deadline:
-            return body["content"]
-        await asyncio.sleep(0.1)
 
 
 async def awareness_of(editor: RemoteEditor, count: int, timeout: float = 5) -> list:
