@@ -1,5 +1,6 @@
-"""A Yjs editor over a real WebSocket, as the browser's Yjs binding behaves: pycrdt
-document, ydoc:* events applied as they arrive, its own edits sent as updates."""
+"""A Yjs editor over a real WebSocket (or another transport of testing.clients), as
+the browser's Yjs binding behaves: pycrdt document, ydoc:* events applied as they
+arrive, its own edits sent as updates."""
 
 import asyncio
 import base64
@@ -7,7 +8,9 @@ import base64
 import pycrdt
 
 from notes.crdt_proxy import LoopHost
-from testing.clients import RealSocket, SocketClient
+from testing.clients import RealSocket, SocketClient, Transport
+from testing.cluster import http_get
+from testing.factories import token_for
 
 TEXT = "content"
 
@@ -35,7 +38,8 @@ class RemoteEditor:
     """One editor: a pycrdt document kept in sync with a note over a real socket.
 
     A reader task applies every `ydoc:document:state` and `ydoc:document:update` as
-    it arrives; `joined_text` is the text of the state the server sent at join.
+    it arrives and keeps every `ydoc:awareness:update` in `awareness`; `joined_text`
+    is the text of the state the server sent at join.
     """
 
     def __init__(self, client: SocketClient, document_id: str) -> None:
@@ -45,17 +49,19 @@ class RemoteEditor:
         self._text = self.doc.get(TEXT, type=pycrdt.Text)
         self.joined_text: str | None = None
         self.errors: list[dict] = []
+        self.awareness: list[dict] = []
         self._acks: dict[int, asyncio.Future] = {}
         self._reader: asyncio.Task | None = None
 
     @classmethod
     async def open(
-        cls, url: str, user, note_id: str, protocol: str | None = None
+        cls, url: str | Transport, user, note_id: str, protocol: str | None = None
     ) -> "RemoteEditor":
-        """Connect as `user` (in dialect `protocol`) and join the note's document."""
-        client = await SocketClient.open(
-            RealSocket(url, max_size=None), user, protocol=protocol
-        )
+        """Connect as `user` (in dialect `protocol`) and join the note's document,
+        over a WebSocket to `url` or over the transport given instead."""
+        if isinstance(url, str):
+            url = RealSocket(url, max_size=None)
+        client = await SocketClient.open(url, user, protocol=protocol)
         editor = cls(client, f"note:{note_id}")
         editor._reader = asyncio.get_running_loop().create_task(editor._read())
         await editor.join()
@@ -97,6 +103,8 @@ class RemoteEditor:
             self.doc.apply_update(state)
         elif event == "ydoc:document:update":
             self.doc.apply_update(base64.b64decode(data["update"]))
+        elif event == "ydoc:awareness:update":
+            self.awareness.append(data)
         elif event == "error":
             self.errors.append(data)
 
@@ -149,6 +157,19 @@ async def converged(editors: list[RemoteEditor], timeout: float = 10) -> str:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"editors diverged: {[e.text for e in editors]}")
         await asyncio.sleep(0.05)
+
+
+async def stored_content(server, note_id: str, owner, want: str) -> str:
+    """The note's content over REST, once it caught up with `want` (or after 5 s)."""
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        status, body = await asyncio.to_thread(
+            http_get, f"{server.http}/api/notes/{note_id}/", token_for(owner)
+        )
+        assert status == 200, body
+        if body["content"] == want or asyncio.get_running_loop().time() > deadline:
+            return body["content"]
+        await asyncio.sleep(0.1)
 
 
 class SandboxedReader(RemoteEditor):

@@ -210,6 +210,9 @@ class RealHttp:
             poster.close()
         if self._reader is not None:
             self._reader.cancel()
+            # A cancelled reader adds no end: a receive after close must still
+            # raise SocketClosed (as RealSocket's does), not wait forever.
+            self._frames.put_nowait(("end", None))
 
     async def abort(self) -> None:
         await self.close()

@@ -13,9 +13,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from notes.models import NoteSnapshot, NoteUpdate
-from testing.cluster import http_get
-from testing.editors import RemoteEditor, converged
-from testing.factories import note_shared, token_for, users_create
+from testing.editors import RemoteEditor, converged, stored_content
+from testing.factories import note_shared, users_create
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -23,19 +22,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 async def team():
     return await users_create("alice", "bob", "carol", "dave")
-
-
-async def stored_content(server, note_id: str, owner, want: str) -> str:
-    """The note's content over REST, once it caught up with `want` (or after 5 s)."""
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
-        status, body = await asyncio.to_thread(
-            http_get, f"{server.http}/api/notes/{note_id}/", token_for(owner)
-        )
-        assert status == 200, body
-        if body["content"] == want or asyncio.get_running_loop().time() > deadline:
-            return body["content"]
-        await asyncio.sleep(0.1)
 
 
 async def close_all(*editors: RemoteEditor) -> None:
