@@ -108,6 +108,9 @@ class RealHttp:
         self.seq = 0
         self.status: int | None = None  # of the open request
         self._frames: asyncio.Queue = asyncio.Queue()
+        # One POST at a time, as the protocol asks: concurrent sends wait their turn,
+        # so seqs arrive in order on one connection at a time.
+        self._posting = asyncio.Lock()
         self._reader: asyncio.Task | None = None
 
     async def open(self, body: bytes = b"") -> bool:
@@ -142,6 +145,10 @@ class RealHttp:
     async def post(self, frames: list[str], *, seq: int | None = None, **extra):
         """POST frames to the session; (status, JSON body or None). `extra` headers
         replace the usual ones (key, seq, type)."""
+        async with self._posting:
+            return await self._post(frames, seq, extra)
+
+    async def _post(self, frames: list[str], seq: int | None, extra: dict):
         if seq is None:
             self.seq += 1
             seq = self.seq
