@@ -1,4 +1,4 @@
-// The HTTP fallback transport (issue 17, docs/protocol.md "HTTP fallback"): the
+// The HTTP fallback transport (docs/protocol.md §10): the
 // frames of /ws/ over fetch() for networks that block WebSockets. Server frames come
 // down one streamed `POST <path>http/` (Server-Sent Events); the page's frames go up
 // in `POST <path>http/<sid>/`, one request at a time, in order. HttpTransport looks
