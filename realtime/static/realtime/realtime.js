@@ -145,7 +145,7 @@ export class Socket {
     this.options = { ...DEFAULTS, ...options };
     this._transports = attemptTransports(this.options.transports);
     this.url = socketUrl(url, this.options.path, undefined, options.path !== undefined);
-    /** The HTTP transport's stream URL (docs/protocol.md "HTTP fallback"). */
+    /** The HTTP transport's stream URL (docs/protocol.md §10). */
     this.streamUrl = streamUrl(this.url);
     // socket.io-compatible mode: acks without an error argument, the openwebui
     // dialect by default (docs/adapter.md).
