@@ -1,6 +1,6 @@
 """A minimal client of the HTTP transport's stream for the benchmarks (the
 downstream only): the counterpart of bench/rawws.py, so that a thousand HTTP sessions
-cost the measuring side no more than a thousand WebSockets.
+cost the measuring side about what a thousand WebSockets do.
 
 It opens a session with `POST /ws/http/` (its body: the `connect` frame), then reads
 the chunked response as Server-Sent Events: each `data: FRAME` goes to `on_frame` or

@@ -4,11 +4,13 @@ transport, in one run, against the same server setup.
     .venv/bin/python -m bench.http                 # full scale, about 2.5 minutes
     .venv/bin/python -m bench.http --transports http,ws --json out.json
 
-For each transport in turn, a fresh one-instance fleet (uvicorn, or --server daphne)
-over the real Redis and a fresh PostgreSQL database, and bench.scale's one-instance
-scenarios (bench/scale/scenarios.py): `--clients` connects, memory per idle
-connection, fan-out of `--messages` room emits to every client, then streaming from
-an emitter process (`--streams` user rooms x `--tps` events/s). WebSocket clients
+In `--rounds` rounds (the order of the transports flipped each round; the report
+gives every phase and the medians), for each transport in turn: a fresh one-instance
+fleet (uvicorn, or --server daphne) over the real Redis and a fresh PostgreSQL
+database, users of its own, and bench.scale's one-instance scenarios
+(bench/scale/scenarios.py): `--clients` connects, memory per idle connection, fan-out
+of `--messages` room emits to every client, then streaming from an emitter process
+(`--streams` user rooms x `--tps` events/s). WebSocket clients
 are bench/rawws.py, HTTP sessions bench/rawhttp.py, all in this process; the server
 is a process of its own.
 """
@@ -116,7 +118,8 @@ def run(args, transports: list[str]) -> dict:
             results[f"{name} #{round_no}"] = result
     for transport in transports:
         name = f"{transport}-{args.server}"
-        results[name] = median_of([r for k, r in results.items() if k.startswith(name)])
+        rounds = [r for k, r in results.items() if k.startswith(f"{name} #")]
+        results[name] = median_of(rounds)
     return results
 
 
