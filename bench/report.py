@@ -84,19 +84,27 @@ def _get(results: dict, name: str, path) -> float | None:
     return value
 
 
-def scale_table(results: dict, names: list[str]) -> str:
+def scale_table(
+    results: dict,
+    names: list[str],
+    *,
+    rows: list = SCALE_ROWS,
+    pair: tuple[str, str] = (OURS, THEIRS),
+) -> str:
     """The scale results as a Markdown table, a column per target in `names`, with
-    ratios of ours to python-socketio."""
-    head = f"| measure | {' | '.join(names)} | {OURS} / {THEIRS} |"
+    the ratio of the first target of `pair` to the second (by default ours to
+    python-socketio)."""
+    mine_name, theirs_name = pair
+    head = f"| measure | {' | '.join(names)} | {mine_name} / {theirs_name} |"
     lines = [head, "|---" * (len(names) + 2) + "|"]
-    for label, path, fmt in SCALE_ROWS:
+    for label, path, fmt in rows:
         values = []
         for name in names:
             value = _get(results, name, path)
             if path[0] == "memory" and value is not None:
                 value = value / 1024
             values.append(fmt.format(value) if value is not None else "—")
-        mine, theirs = _get(results, OURS, path), _get(results, THEIRS, path)
+        mine, theirs = _get(results, mine_name, path), _get(results, theirs_name, path)
         lines.append(
             f"| {label} | " + " | ".join(values) + f" | {ratio(mine, theirs)} |"
         )

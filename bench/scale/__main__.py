@@ -13,36 +13,12 @@ database. Clients are bench/rawws.py sockets, all in this process.
 """
 
 import argparse
-import asyncio
 import sys
-import uuid
 
 from bench.harness import add_service_args, run_services
 from bench.report import scale_table, write_json
-from bench.scale.scenarios import ROOM, run_target
+from bench.scale.scenarios import ROOM, run_on_new_loop, run_target, seed_users
 from bench.scale.targets import TARGETS
-
-
-def seed_users(count: int) -> list[dict]:
-    """Users with access tokens (and chat/message ids for the streaming payload)."""
-    from rest_framework_simplejwt.tokens import AccessToken
-
-    from realtime.models import User
-
-    User.objects.bulk_create(
-        [User(username=f"scale{i}", name=f"Scale {i}") for i in range(count)]
-    )
-    users = []
-    for user in User.objects.filter(username__startswith="scale").order_by("id"):
-        users.append(
-            {
-                "user_id": user.id,
-                "token": str(AccessToken.for_user(user)),
-                "chat_id": str(uuid.uuid4()),
-                "message_id": str(uuid.uuid4()),
-            }
-        )
-    return users
 
 
 def run(args, targets: list[str]) -> dict:
@@ -58,14 +34,7 @@ def run(args, targets: list[str]) -> dict:
                 channel=f"{env['REDIS_KEY_PREFIX']}-socketio",
             )
             print(f"== {name}", file=sys.stderr, flush=True)
-            results[name] = asyncio.run(run_target(target, users, args, env))
-            # The channel layer and state of this process belong to the closed loop.
-            from channels.layers import channel_layers
-
-            from realtime import state
-
-            channel_layers.backends = {}
-            state.reset_state()
+            results[name] = run_on_new_loop(run_target(target, users, args, env))
     return results
 
 

@@ -21,6 +21,7 @@ import asyncio
 import json
 import statistics
 import time
+import uuid
 
 from bench.harness import cpu_seconds, percentile, plan_files, rss_bytes, run_module
 from bench.rawws import RawSocket
@@ -77,6 +78,7 @@ async def fan_out(
         last: list[bytes] = []
         clients[0].on_frame = keeping_last(clients[0].on_frame, last)
         cpu0 = [cpu_seconds(pid) for pid in target.pids]
+        clients_cpu0 = time.process_time()
         started = time.perf_counter()
         await target.emit_burst(room, n, emitter)
         if not await arrivals.wait(120):
@@ -85,12 +87,15 @@ async def fan_out(
             )
         elapsed = time.perf_counter() - started
         cpu = [cpu_seconds(pid) - c for pid, c in zip(target.pids, cpu0, strict=True)]
+        clients_cpu = time.process_time() - clients_cpu0
     return {
         "messages": count,
         "deliveries": count * len(clients),
         "seconds": elapsed,
         "per_second": count * len(clients) / elapsed,
         "server_cpu": cpu,
+        # The measuring side's own CPU (this process: the clients and the emits).
+        "clients_cpu": clients_cpu,
         "positioned": b'"offset":' in last[0],
     }
 
@@ -149,6 +154,7 @@ async def streaming(target: Target, clients: list, users: list, args, env) -> di
         "bench.scale.emitter", target.kind, str(plan_path), str(out_path), env=env
     )
     cpu0, wall0 = cpu_seconds(target.pids[0]), time.monotonic()
+    clients_cpu0 = time.process_time()
     code = await emitter.wait()
     if not await arrivals.wait(30):
         raise RuntimeError(
@@ -157,6 +163,7 @@ async def streaming(target: Target, clients: list, users: list, args, env) -> di
         )
     wall = time.monotonic() - wall0
     cpu = cpu_seconds(target.pids[0]) - cpu0
+    clients_cpu = time.process_time() - clients_cpu0
     return {
         "events": len(latencies),
         "p50_ms": statistics.median(latencies),
@@ -164,6 +171,7 @@ async def streaming(target: Target, clients: list, users: list, args, env) -> di
         "max_ms": max(latencies),
         "steady_p99_ms": percentile(steady, 99) if steady else None,
         "server_cpu_percent": 100 * cpu / wall,
+        "clients_cpu_percent": 100 * clients_cpu / wall,
         "emitter_cpu": json.loads(out_path.read_text())["cpu"],
     }
 
@@ -232,3 +240,39 @@ async def run_target(target: Target, users: list[dict], args, env) -> dict:
     finally:
         target.stop()
     return result
+
+
+def seed_users(count: int) -> list[dict]:
+    """Users with access tokens (and chat/message ids for the streaming payload)."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from realtime.models import User
+
+    User.objects.bulk_create(
+        [User(username=f"scale{i}", name=f"Scale {i}") for i in range(count)]
+    )
+    users = []
+    for user in User.objects.filter(username__startswith="scale").order_by("id"):
+        users.append(
+            {
+                "user_id": user.id,
+                "token": str(AccessToken.for_user(user)),
+                "chat_id": str(uuid.uuid4()),
+                "message_id": str(uuid.uuid4()),
+            }
+        )
+    return users
+
+
+def run_on_new_loop(coro):
+    """Run a target's scenarios on a loop of their own; the result."""
+    try:
+        return asyncio.run(coro)
+    finally:
+        # The channel layer and state of this process belong to the closed loop.
+        from channels.layers import channel_layers
+
+        from realtime import state
+
+        channel_layers.backends = {}
+        state.reset_state()

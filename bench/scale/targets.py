@@ -66,6 +66,11 @@ class Ours(Target):
 
     kind = "ours"
 
+    @property
+    def server(self) -> str:
+        """The ASGI server it runs under (uvicorn or daphne)."""
+        return self.name.split("-")[1]
+
     def start(self, instances: int) -> None:
         """The fleet's server processes, without a cleanup worker."""
         from realtime.launcher import Fleet
@@ -73,7 +78,7 @@ class Ours(Target):
         # Cleanup is not what is measured: no worker, in-process or separate.
         fleet = Fleet(
             env={**self.env, "WORKER_IN_PROCESS": "false"},
-            servers=[self.name.split("-")[1]] * instances,
+            servers=[self.server] * instances,
             worker=False,
         ).start()
         self._stop.append(fleet.stop)

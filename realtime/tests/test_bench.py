@@ -1,12 +1,14 @@
 """The benchmarks' harness works: a tiny run of each (bench.scale against every
 target). Measurements, not tests: nothing here checks a speed."""
 
+import asyncio
 import json
 import subprocess
 import sys
 
 import pytest
 
+from bench.rawhttp import RawHttp
 from bench.scale.targets import TARGETS
 from realtime.launcher import BASE_DIR
 from testing.services import REDIS_TEST_URL
@@ -71,6 +73,71 @@ def test_every_scenario_runs_against_every_target(tmp_path):
     assert "| fan-out, 1 instance (deliveries/s) |" in stdout
     assert "ours-uvicorn / socketio" in stdout
     assert "HISTORY_ROOM_KINDS=user,channel (fan-out room 'bench'" in stdout
+
+
+def test_the_http_benchmark_runs_both_transports_in_each_round(tmp_path):
+    out = tmp_path / "results.json"
+    stdout = run_bench(
+        "bench.http",
+        *["--json", str(out), "--rounds", "2"],
+        *["--clients", "12", "--messages", "4", "--streams", "4", "--tokens", "6"],
+    )
+    results = json.loads(out.read_text())
+    rounds = ["ws-uvicorn #1", "http-uvicorn #1", "http-uvicorn #2", "ws-uvicorn #2"]
+    assert list(results) == ["scale", *rounds, "ws-uvicorn", "http-uvicorn"]
+    for name in rounds:
+        got = results[name]
+        assert got["connects"]["count"] == 12
+        assert got["memory"]["connections"] == 12
+        assert got["fanout_1"]["deliveries"] == 4 * 12
+        assert got["streaming"]["events"] == 4 * 6
+        assert got["streaming"]["p99_ms"] >= got["streaming"]["p50_ms"] > 0
+    # The last columns are the medians of the rounds.
+    fanouts = sorted(
+        results[f"http-uvicorn #{n}"]["fanout_1"]["per_second"] for n in (1, 2)
+    )
+    assert results["http-uvicorn"]["fanout_1"]["per_second"] == sum(fanouts) / 2
+    assert "| fan-out, 1 instance (deliveries/s) |" in stdout
+    assert "http-uvicorn / ws-uvicorn |" in stdout
+    assert "fan-out over HTTP / WebSocket (medians): " in stdout
+    assert "streaming p99 over HTTP (median): " in stdout
+
+
+def chunk(data: bytes) -> bytes:
+    """One write of the response as HTTP/1.1 chunked encoding carries it."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+# A stream as uvicorn writes it: the head, then a chunk per write (the third a batch of
+# two events, after a keep-alive comment), and the end of the response.
+STREAM = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+    b"transfer-encoding: chunked\r\n\r\n"
+    + chunk(b'event: open\ndata: {"sid": "s1", "k": 1}\n\n')
+    + chunk(b":\n\n")
+    + chunk(b'data: {"ack":0}\n\ndata: [1]\n\n')
+    + chunk(b'event: close\ndata: {"code": 4401}\n\n')
+    + b"0\r\n\r\n"
+)
+
+
+class FakeTransport(asyncio.Transport):
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("piece", [len(STREAM), 1, 7])
+async def test_the_http_bench_client_reads_events_however_the_bytes_are_split(piece):
+    stream = RawHttp()
+    stream.connection_made(FakeTransport())
+    for at in range(0, len(STREAM), piece):
+        stream.data_received(STREAM[at : at + piece])
+    assert stream.started.done() and stream.opened == {"sid": "s1", "k": 1}
+    assert [await stream.recv(0.1), await stream.recv(0.1)] == [b'{"ack":0}', b"[1]"]
+    assert stream.close_code == 4401
+    assert stream.transport.closed  # the last chunk ended the response
 
 
 def test_the_notes_benchmark_runs():
