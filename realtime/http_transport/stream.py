@@ -19,6 +19,7 @@ from django.conf import settings
 from realtime import wire
 from realtime.connection import Connection
 from realtime.http_transport import routes
+from realtime.http_transport.shutdown import CLOSE_SERVICE_RESTART, shutdown_watch
 from realtime.loops import per_loop
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Stream:
         await self._write(f"event: open\ndata: {opened}\n\n".encode())
         _streams()[self.session.sid] = self
         _keepalive_start()
+        shutdown_watch(_close_all)
         watcher = self._watcher = asyncio.get_running_loop().create_task(
             _client_gone(receive)
         )
@@ -180,6 +182,12 @@ _streams = per_loop(dict)
 def local_stream(sid: str) -> Stream | None:
     """The HTTP session `sid` if this process holds its stream."""
     return _streams().get(sid)
+
+
+def _close_all() -> None:
+    # The server is stopping: every stream ends as uvicorn ends a WebSocket.
+    for stream in list(_streams().values()):
+        asyncio.ensure_future(stream.session.close(CLOSE_SERVICE_RESTART))
 
 
 class _Keepalive:

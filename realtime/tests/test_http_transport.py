@@ -3,6 +3,7 @@ real Redis: sessions, POSTs landing on either instance, limits and bad input."""
 
 import asyncio
 import re
+import signal
 import urllib.request
 from datetime import timedelta
 
@@ -412,3 +413,22 @@ async def test_a_post_whose_instance_does_not_answer_is_retried(
         assert await alice.nothing(0.3)
     finally:
         await alice.close()
+
+
+async def test_a_stopping_uvicorn_ends_its_streams_with_1012(cluster, people):
+    one, two = cluster
+    transport = RealHttp(two.http)
+    alice = await SocketClient.open(transport, people["alice"], join=True)
+    watcher = await SocketClient.open(RealSocket(one.ws), people["bob"])
+    try:
+        # uvicorn waits for open responses at shutdown: without the stream's own
+        # shutdown it would hang until the launcher's SIGKILL (-9) after 10 s.
+        code = await asyncio.to_thread(two.terminate, 5.0)
+        assert code != -signal.SIGKILL
+        assert await alice.closed_code(timeout=5) == 1012
+        # Its lifespan shutdown ran: alice left shared state at once.
+        ids = (await watcher.call("user-list"))["data"]["user_ids"]
+        assert people["alice"].id not in ids
+    finally:
+        await alice.close()
+        await watcher.close()
