@@ -36,12 +36,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def process_stop(proc: subprocess.Popen, *, timeout: float = 10.0) -> int:
-    """Stop a process gracefully (SIGTERM), then with SIGKILL if it does not exit in
-    time; returns its exit code."""
+def process_stop(
+    proc: subprocess.Popen, *, timeout: float = 10.0, signalled: bool = False
+) -> int:
+    """Stop a process gracefully (SIGTERM, unless `signalled` already), then with
+    SIGKILL if it does not exit in time; returns its exit code."""
     if proc.poll() is not None:
         return proc.returncode
-    proc.send_signal(signal.SIGTERM)
+    if not signalled:
+        proc.send_signal(signal.SIGTERM)
     try:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -141,6 +144,10 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         """Start the process and wait until /healthz answers."""
+        return self.spawn().wait_healthy(timeout)
+
+    def spawn(self) -> "ServerProcess":
+        """Start the process without waiting for it (wait_healthy does)."""
         # The server's own frame limit matches ours, so it refuses (1009) before
         # buffering a huge frame; see MAX_FRAME_BYTES.
         limit = str(
@@ -172,6 +179,10 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
         )
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> "ServerProcess":
+        """Wait until /healthz answers; kill the process if it never does."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -265,7 +276,8 @@ class Fleet:
         return path
 
     def start(self) -> "Fleet":
-        """Start every instance (each healthy before the next), then the worker."""
+        """Start every instance at once (a server spends its first second importing
+        Django, on a core of its own), wait until each is healthy, then the worker."""
         ports = self.ports or [free_port() for _ in self.servers]
         if len(ports) != len(self.servers):
             raise ValueError("one port per server")
@@ -283,8 +295,9 @@ class Fleet:
                     log_path=self._log(f"instance{i}"),
                     inherit_output=self.inherit_output,
                 )
-                self.instances.append(process)
-                process.start()
+                self.instances.append(process.spawn())
+            for process in self.instances:
+                process.wait_healthy()
             if self.worker:
                 self.worker_process = WorkerProcess(
                     env=env, log_path=self._log("worker")
@@ -298,8 +311,12 @@ class Fleet:
         """Stop every process gracefully (SIGTERM, then SIGKILL after a grace)."""
         if self.worker_process is not None:
             self.worker_process.terminate()
-        for process in self.instances:
-            process.terminate()
+        # All at once: each shutdown is mostly waiting (the hub's loops, a grace).
+        running = [p.proc for p in self.instances if p.proc and p.proc.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        for proc in running:
+            process_stop(proc, signalled=True)
 
     def __enter__(self) -> "Fleet":
         return self.start()
