@@ -1,7 +1,26 @@
 """What a resuming client keeps: its last position per room and what it received,
 for tests of resumable delivery (docs/protocol.md §8)."""
 
+import asyncio
+
 from testing.clients import SocketClient, SocketClosed
+from testing.cluster import http_post
+from testing.factories import token_for
+
+# The prompt of the completions these tests start (fake_tokens(PROMPT, n) is the text).
+PROMPT = "what is streaming"
+
+
+async def completion_start(server, user, chat, *, tokens: int, tps: float) -> dict:
+    """Start a fake-model completion of `chat` on `server` over REST; its reply."""
+    status, reply = await asyncio.to_thread(
+        http_post,
+        f"{server.http}/api/chats/{chat.id}/completions",
+        {"prompt": PROMPT, "tokens": tokens, "tokens_per_second": tps},
+        token_for(user),
+    )
+    assert status == 202, reply
+    return reply
 
 
 class Positions:

@@ -18,11 +18,9 @@ from testing.clients import RealSocket, SocketClient
 from testing.cluster import http_get, http_post
 from testing.factories import chat_create, chat_shared, token_for
 from testing.http_transport import RealHttp
-from testing.recovery import Positions, read_chat
+from testing.recovery import PROMPT, Positions, completion_start, read_chat
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
-
-PROMPT = "what is streaming"
 
 
 async def over_http(server, other, user, **connect) -> tuple[SocketClient, dict]:
@@ -32,17 +30,6 @@ async def over_http(server, other, user, **connect) -> tuple[SocketClient, dict]
         RealHttp(server.http, post_to=[other.http, server.http])
     )
     return client, await client.connect(user, **connect)
-
-
-async def start(server, user, chat, *, tokens: int, tps: float) -> dict:
-    status, reply = await asyncio.to_thread(
-        http_post,
-        f"{server.http}/api/chats/{chat.id}/completions",
-        {"prompt": PROMPT, "tokens": tokens, "tokens_per_second": tps},
-        token_for(user),
-    )
-    assert status == 202, reply
-    return reply
 
 
 async def chat_over_rest(server, user, chat) -> dict:
@@ -85,7 +72,7 @@ async def test_a_stream_reaches_the_http_and_the_websocket_session_alike(
     web, _ = await over_http(one, two, alice)
     tab = await SocketClient.open(RealSocket(two.ws), alice)
     try:
-        started = await start(two, alice, chat, tokens=40, tps=200)
+        started = await completion_start(two, alice, chat, tokens=40, tps=200)
         http_seen, ws_seen = await asyncio.gather(
             events_until(web, "chat:completion"), events_until(tab, "chat:completion")
         )
@@ -202,7 +189,7 @@ async def test_a_stream_to_an_http_session_is_stopped_from_the_other_instance(
     chat = await chat_create(alice)
     web, _ = await over_http(one, two, alice)
     try:
-        started = await start(one, alice, chat, tokens=2000, tps=50)
+        started = await completion_start(one, alice, chat, tokens=2000, tps=50)
         positions, pieces = Positions(), []
         assert await read_chat(web, positions, pieces, limit=5) == "limit"
         status, reply = await asyncio.to_thread(
@@ -230,7 +217,7 @@ async def test_an_http_downstream_cut_mid_stream_resumes_with_nothing_lost(
     positions, pieces = Positions(), []
     web, hello = await over_http(one, two, alice)
     positions.hello(hello)
-    started = await start(two, alice, chat, tokens=150, tps=50)
+    started = await completion_start(two, alice, chat, tokens=150, tps=50)
     assert await read_chat(web, positions, pieces, limit=15) == "limit"
     missed_from = positions.rooms[user_room(alice.id)]["offset"]
     await web.abort()  # the fetch aborted: no close event, the session ends

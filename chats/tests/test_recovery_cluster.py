@@ -12,25 +12,12 @@ from chats.models import Message
 from chats.services import message_summary
 from realtime.rooms import user_room
 from testing.clients import RealSocket, SocketClient
-from testing.cluster import http_get, http_post
+from testing.cluster import http_get
 from testing.factories import chat_create, token_for
-from testing.recovery import Positions, read_chat
+from testing.recovery import PROMPT, Positions, completion_start, read_chat
 from testing.services import PRIVATE_REDIS_URL, REDIS_TEST_URL
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
-
-PROMPT = "what is streaming"
-
-
-async def start(server, user, chat, *, tokens: int, tps: float) -> dict:
-    status, reply = await asyncio.to_thread(
-        http_post,
-        f"{server.http}/api/chats/{chat.id}/completions",
-        {"prompt": PROMPT, "tokens": tokens, "tokens_per_second": tps},
-        token_for(user),
-    )
-    assert status == 202, reply
-    return reply
 
 
 @database_sync_to_async
@@ -64,7 +51,7 @@ async def cut_mid_stream(server, user, *, tokens: int, tps: float, seen: int):
     positions = Positions()
     pieces: list[str] = []
     tab, _ = await connect(server, user, positions)
-    started = await start(server, user, chat, tokens=tokens, tps=tps)
+    started = await completion_start(server, user, chat, tokens=tokens, tps=tps)
     assert await read_chat(tab, positions, pieces, limit=seen) == "limit"
     await tab.abort()
     return chat, started, positions, pieces
@@ -108,7 +95,7 @@ async def test_the_instance_holding_the_socket_is_killed_mid_stream(cluster, peo
     positions = Positions()
     pieces: list[str] = []
     tab, _ = await connect(holding, alice, positions)
-    started = await start(generating, alice, chat, tokens=150, tps=50)
+    started = await completion_start(generating, alice, chat, tokens=150, tps=50)
     assert await read_chat(tab, positions, pieces, limit=15) == "limit"
     missed_from = positions.rooms[user_room(alice.id)]["offset"]
     await asyncio.to_thread(holding.kill)
@@ -130,7 +117,7 @@ async def test_a_second_device_opens_the_chat_mid_stream_on_another_instance(
     first = Positions()
     pieces: list[str] = []
     tab, _ = await connect(one, alice, first)
-    started = await start(one, alice, chat, tokens=120, tps=40)
+    started = await completion_start(one, alice, chat, tokens=120, tps=40)
     assert await read_chat(tab, first, pieces, limit=20) == "limit"
     # The second device: a socket on instance two, then the chat from REST there.
     second = Positions()
