@@ -54,9 +54,11 @@ def check_request(scope: dict, *, limit: int) -> None:
         raise HttpError(413, f"the body is larger than {limit} bytes")
 
 
-async def read_frames(scope: dict, receive, *, limit: int) -> list[str]:
+async def read_frames(
+    scope: dict, receive, *, limit: int, max_frames: int
+) -> list[str]:
     """The body's frames, one per line; HttpError for a body that is too large, of
-    another content type or not UTF-8."""
+    another content type, not UTF-8 or of more than `max_frames` frames."""
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -82,6 +84,8 @@ async def read_frames(scope: dict, receive, *, limit: int) -> list[str]:
     lines = text.split("\n")
     if lines[-1] == "":  # the last frame's newline ends the body
         lines.pop()
+    if len(lines) > max_frames:
+        raise HttpError(400, "too many frames in one request")
     return lines
 
 

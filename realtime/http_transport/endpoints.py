@@ -20,9 +20,9 @@ async def open_stream(scope, receive, send) -> None:
     limit = settings.HTTP_POST_MAX_BYTES
     try:
         check_request(scope, limit=limit)
-        frames = await read_frames(scope, receive, limit=limit)
-        if len(frames) > settings.HTTP_POST_MAX_FRAMES:
-            raise HttpError(400, "too many frames in one request")
+        frames = await read_frames(
+            scope, receive, limit=limit, max_frames=settings.HTTP_POST_MAX_FRAMES
+        )
     except HttpError as exc:
         await respond(send, exc.status, exc.message)
         return
@@ -38,11 +38,11 @@ async def post_frames(scope, receive, send) -> None:
     try:
         check_request(scope, limit=limit)
         secret, channel, seq = post.post_headers(lambda name: header(scope, name), sid)
-        frames = await read_frames(scope, receive, limit=limit)
+        frames = await read_frames(
+            scope, receive, limit=limit, max_frames=settings.HTTP_POST_MAX_FRAMES
+        )
         if not frames:
             raise HttpError(400, "no frames in the body")
-        if len(frames) > settings.HTTP_POST_MAX_FRAMES:
-            raise HttpError(400, "too many frames in one request")
         status = await post.frames_deliver(
             sid=sid, secret=secret, channel=channel, seq=seq, frames=frames
         )
