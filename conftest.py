@@ -189,6 +189,17 @@ def cluster(redis_settings, redis_prefix, settings, request):
         assert "eyJ" not in server.log_path.read_text(errors="replace")
 
 
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A real Redis Cluster (3 primaries, 3 replicas) shared by the run's tests, each
+    under its own key prefix; tests that kill or reshard nodes start their own."""
+    from testing.redis_cluster import RedisClusterProcesses
+
+    nodes = RedisClusterProcesses().start()
+    yield nodes
+    nodes.stop()
+
+
 @pytest.fixture
 def private_redis():
     """A redis-server of the test's own on PRIVATE_REDIS_PORT, which it may restart
