@@ -1,7 +1,9 @@
 """The layer's Redis Cluster clients: one per event loop, from the layer config."""
 
 import asyncio
+import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlparse
 
 import redis
@@ -9,6 +11,8 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.driver_info import DriverInfo
 from redis.retry import Retry
+
+log = logging.getLogger(__name__)
 
 # Resolved once: without it every client would look the version up with
 # importlib.metadata (about 0.75 ms).
@@ -51,6 +55,7 @@ class ClusterClients:
         nodes: list[str],
         socket_timeout: float,
         max_connections: int,
+        cleanup: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         parsed = urlparse(url) if url else None
         self.options = {
@@ -69,6 +74,7 @@ class ClusterClients:
             "driver_info": DRIVER_INFO,
         }
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._cleanup = cleanup or self.close
 
     def get(self) -> RedisCluster:
         """The client of the running loop."""
@@ -78,6 +84,7 @@ class ClusterClients:
             retry = Retry(ExponentialWithJitterBackoff(RETRY_CAP, RETRY_BASE), RETRIES)
             client = RedisCluster(retry=retry, **self.options)
             self._clients[loop] = client
+            _before_close(loop, self._cleanup)
         return client
 
     async def close(self) -> None:
@@ -85,3 +92,24 @@ class ClusterClients:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+def _before_close(
+    loop: asyncio.AbstractEventLoop, cleanup: Callable[[], Awaitable[None]]
+) -> None:
+    """Run cleanup() on the loop just before it closes: async_to_sync and
+    asyncio.run make a loop per call, whose client would otherwise stay open."""
+    original = loop.close
+
+    def close() -> None:
+        if not loop.is_closed() and not loop.is_running():
+            try:
+                loop.run_until_complete(cleanup())
+            except Exception:  # noqa: BLE001 - the loop must close regardless
+                log.exception("layer: closing this loop's Redis Cluster client")
+        original()
+
+    try:
+        loop.close = close
+    except AttributeError:
+        pass  # a loop type without instance attributes: it is not closed per call

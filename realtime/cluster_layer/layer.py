@@ -75,6 +75,7 @@ class RedisClusterChannelLayer(BaseChannelLayer):
             nodes=list(nodes or []),
             socket_timeout=socket_timeout,
             max_connections=max_connections,
+            cleanup=self.close,
         )
         self.inbox = Inbox(
             client=self.clients.get,
