@@ -308,3 +308,21 @@ async def test_messages_flow_while_their_slot_migrates(redis_prefix):
     finally:
         await layer.close()
         nodes.stop()
+
+
+async def test_buffers_of_channels_nobody_receives_are_dropped(layers):
+    layer = layers(expiry=1)
+    gone, alive = await layer.new_channel(), await layer.new_channel()
+    await layer.send(gone, {"type": "never.received"})
+    await layer.send(alive, {"type": "m"})
+    assert (await receive(layer, alive))["type"] == "m"
+    assert gone in layer.inbox.buffers  # popped with alive's message
+    await asyncio.sleep(1.2)
+    await layer.send(alive, {"type": "m"})
+    assert (await receive(layer, alive))["type"] == "m"
+    assert gone not in layer.inbox.buffers
+
+
+def test_a_prefix_with_braces_is_refused(redis_cluster):
+    with pytest.raises(ValueError, match="braces"):
+        make_layer(redis_cluster, "rt{x}")
