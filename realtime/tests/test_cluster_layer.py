@@ -8,6 +8,7 @@ import pytest
 from channels.exceptions import ChannelFull
 from redis.crc import key_slot
 
+import realtime.cluster_layer.scripts as scripts
 from realtime.cluster_layer import RedisClusterChannelLayer
 from testing.redis_cluster import RedisClusterProcesses
 
@@ -326,3 +327,24 @@ async def test_buffers_of_channels_nobody_receives_are_dropped(layers):
 def test_a_prefix_with_braces_is_refused(redis_cluster):
     with pytest.raises(ValueError, match="braces"):
         make_layer(redis_cluster, "rt{x}")
+
+
+async def test_scripts_the_nodes_lost_are_loaded_again(layers, redis_cluster):
+    layer = layers()
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    await layer.group_add("room", "shared-member")
+    # As a promoted replica or a restarted node that never loaded them.
+    for port in redis_cluster.primary_ports():
+        redis_cluster.node(port).script_flush()
+    await layer.send(channel, {"type": "direct"})
+    for port in redis_cluster.primary_ports():
+        redis_cluster.node(port).script_flush()
+        # Only the members script: the send scripts of the pipeline meet NOSCRIPT.
+        redis_cluster.node(port).script_load(scripts.GROUP_MEMBERS.source)
+    await layer.group_send("room", {"type": "group"})
+    assert [(await receive(layer, channel))["type"] for _ in range(2)] == [
+        "direct",
+        "group",
+    ]
+    assert (await receive(layer, "shared-member"))["type"] == "group"
