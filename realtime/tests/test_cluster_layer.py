@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from importlib import metadata
 
 import pytest
 from channels.exceptions import ChannelFull
@@ -348,3 +349,20 @@ async def test_scripts_the_nodes_lost_are_loaded_again(layers, redis_cluster):
         "group",
     ]
     assert (await receive(layer, "shared-member"))["type"] == "group"
+
+
+async def test_clients_and_connections_do_not_look_up_redis_py_version(
+    layers, monkeypatch
+):
+    looked_up: list[str] = []
+    real = metadata.version
+
+    def version(name: str) -> str:
+        looked_up.append(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    layer = layers()
+    # Many at once: the pools open many connections on every primary.
+    await asyncio.gather(*(layer.send(f"c{n}", {"type": "m"}) for n in range(200)))
+    assert looked_up == []
