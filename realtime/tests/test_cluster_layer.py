@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+import traceback
 from importlib import metadata
 
 import pytest
@@ -358,7 +359,8 @@ async def test_clients_and_connections_do_not_look_up_redis_py_version(
     real = metadata.version
 
     def version(name: str) -> str:
-        looked_up.append(name)
+        if name == "redis":  # other packages may look theirs up meanwhile
+            looked_up.append("".join(traceback.format_stack(limit=6)))
         return real(name)
 
     monkeypatch.setattr(metadata, "version", version)
@@ -366,3 +368,23 @@ async def test_clients_and_connections_do_not_look_up_redis_py_version(
     # Many at once: the pools open many connections on every primary.
     await asyncio.gather(*(layer.send(f"c{n}", {"type": "m"}) for n in range(200)))
     assert looked_up == []
+
+
+async def test_no_command_table_or_getkeys_round_trips(layers, redis_cluster):
+    ports = redis_cluster.live_ports()
+    for port in ports:
+        redis_cluster.node(port).config_resetstat()
+    layer = layers()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "m"})
+    assert (await receive(layer, channel))["type"] == "m"
+    await layer.group_add("room", channel)
+    await layer.group_send("room", {"type": "g"})
+    await layer.group_discard("room", channel)
+    assert (await receive(layer, channel))["type"] == "g"
+    await layer.flush()
+    stats = {}
+    for port in ports:
+        stats.update(redis_cluster.node(port).info("commandstats"))
+    assert "cmdstat_blmpop" in stats  # what was counted is this test's
+    assert not [name for name in stats if name.startswith("cmdstat_command")]
