@@ -52,14 +52,12 @@ def startup_nodes(url: str, nodes: list[str]) -> list[ClusterNode]:
 FIRST_KEY_COMMANDS = {"ZREM", "ZADD", "LLEN", "EXPIRE", "PEXPIRE", "TYPE"}
 
 
+# redis-py otherwise fetches and parses COMMAND (all of Redis's command table, about
+# 0.25 s of CPU here) whenever a client starts or re-reads the slot map after a
+# failure, and asks the server with COMMAND GETKEYS before every BLMPOP: one more
+# round trip, to a node that may be the one that died.
 class LayerCommands(AsyncCommandsParser):
-    """redis-py's key finder, told the keys of the layer's own commands.
-
-    redis-py otherwise fetches and parses COMMAND (all of Redis's command table,
-    about 0.25 s of CPU here) whenever a client starts or re-reads the slot map after
-    a failure, and asks the server with COMMAND GETKEYS before every BLMPOP, one more
-    round trip, to a node that may be the one that died. Any other command falls back
-    to redis-py's way."""
+    """redis-py's key finder, told the keys of the layer's own commands."""
 
     async def initialize(self, node: ClusterNode | None = None) -> None:
         """Remember the node; COMMAND is fetched only if a command needs it."""
@@ -93,15 +91,11 @@ class ClusterClients:
         max_connections: int,
         cleanup: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        parsed = urlparse(url) if url else None
+        parsed = urlparse(url or "")
         self.options = {
             "startup_nodes": startup_nodes(url, nodes),
-            "username": unquote(parsed.username)
-            if parsed and parsed.username
-            else None,
-            "password": unquote(parsed.password)
-            if parsed and parsed.password
-            else None,
+            "username": unquote(parsed.username) if parsed.username else None,
+            "password": unquote(parsed.password) if parsed.password else None,
             "decode_responses": False,
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": CONNECT_TIMEOUT,
