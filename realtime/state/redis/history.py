@@ -21,8 +21,9 @@ import secrets
 from django.conf import settings
 
 from realtime.state.base import HistoryRead
+from realtime.state.redis import scripts
 from realtime.state.redis.client import RedisConnection, ms
-from realtime.state.redis.scripts import Script, queue, run
+from realtime.state.redis.scripts import Script
 
 EPOCH_BYTES = 6
 
@@ -177,7 +178,7 @@ class RedisHistory(RedisConnection):
         def queue_appends(pipe) -> None:
             for group in groups:
                 records = ["\n".join(by_room[room]) for room in group]
-                queue(pipe, APPEND, self._keys(group), *head, *records)
+                scripts.queue(pipe, APPEND, self._keys(group), *head, *records)
 
         if self.cluster:
             replies = await self.run_pipeline(queue_appends)
@@ -202,7 +203,7 @@ class RedisHistory(RedisConnection):
         self, *, room: str, epoch: str, offset: int, limit: int
     ) -> HistoryRead:
         """The records after (epoch, offset), if the window holds them all."""
-        status, epoch_now, top, *items = await run(
+        status, epoch_now, top, *items = await scripts.run(
             self.client(),
             READ,
             self._keys([room]),
@@ -227,7 +228,7 @@ class RedisHistory(RedisConnection):
 
         def fill(pipe) -> None:
             for group in groups:
-                queue(pipe, TOP, self._keys(group), fresh)
+                scripts.queue(pipe, TOP, self._keys(group), fresh)
 
         replies = await self.run_pipeline(fill)
         out = {}
