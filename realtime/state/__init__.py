@@ -14,8 +14,10 @@ from realtime.state.base import (
 )
 from realtime.state.memory import MemoryState
 from realtime.state.redis import RedisState
+from realtime.state.redis.client import UNAVAILABLE
 
 __all__ = [
+    "UNAVAILABLE",
     "HistoryRead",
     "MemoryState",
     "ReapedInstance",

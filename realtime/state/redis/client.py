@@ -27,6 +27,13 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.crc import key_slot
+from redis.exceptions import (
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import realtime.state.redis.scripts as scripts
 
@@ -50,6 +57,17 @@ SCAN_COUNT = 1000
 # cluster-node-timeout (15 s by default), longer than these take: the callers'
 # own loops (the hub's liveness, the outbox, the worker) retry past that.
 CLUSTER_RETRIES = 10
+# What Redis raises while it is unreachable or failing over, and a retry later may
+# succeed: a lost connection, and on a cluster a slot with no primary yet
+# (CLUSTERDOWN, a slot map without it) or a key mid-migration (TRYAGAIN).
+UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 MS_PER_SECOND = 1000  # PX, PEXPIRE and PTTL count milliseconds
 
 
