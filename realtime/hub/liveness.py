@@ -5,16 +5,25 @@ again, so senders find its sessions and routes, and the hooks registered with
 `events.on_reregister` write theirs (realtime.tasks: its running tasks). The first
 renewal that succeeds after one failed re-registers too: a failover (Sentinel, or a
 Redis Cluster promoting a replica) keeps the key but may have lost the writes the
-old primary had not yet replicated, a session that joined or a route just added."""
+old primary had not yet replicated, a session that joined or a route just added.
 
+A failed renewal is tried again soon, not a third of a TTL later, and after an
+outage this instance reaps nobody for one INSTANCE_TTL: peers whose keys lapsed in
+the same outage (a failover longer than the TTL) renew in that time, rather than
+being reaped by whichever instance reached the promoted replica first."""
+
+import asyncio
 import logging
 
 from django.conf import settings
 
 from realtime import events
-from realtime.loops import every
 
 log = logging.getLogger(__name__)
+
+# After a failed renewal the next is tried this soon (seconds), doubling up to the
+# usual TTL/3, so that renewing resumes as soon as Redis answers again.
+RENEW_RETRY_FIRST = 0.25
 
 
 class Liveness:
@@ -22,11 +31,24 @@ class Liveness:
 
     # Whether the last renewal failed (Redis unreachable, failing over).
     _renewal_failed = False
+    # The loop time before which this instance reaps no peer (after an outage).
+    _reap_after = 0.0
 
     async def _liveness_loop(self) -> None:
         # Every TTL/3: a lapsed peer is reaped at most TTL/3 after its key expires,
         # i.e. within 4/3 TTL of its death (the promise is 2 TTL).
-        await every(settings.INSTANCE_TTL / 3, self.tick, "liveness tick")
+        period = settings.INSTANCE_TTL / 3
+        wait = period
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                await self.tick()
+                wait = period
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("liveness tick failed: %s", exc)
+                wait = min(RENEW_RETRY_FIRST if wait == period else wait * 2, period)
 
     async def tick(self) -> None:
         """Renew liveness (re-register if lapsed), reap dead peers."""
@@ -39,9 +61,14 @@ class Liveness:
         except Exception:
             self._renewal_failed = True
             raise
+        loop = asyncio.get_running_loop()
         if not alive or self._renewal_failed:
             await self._reregister()
+            if self._renewal_failed:
+                self._reap_after = loop.time() + settings.INSTANCE_TTL
             self._renewal_failed = False
+        if loop.time() < self._reap_after:
+            return
         for dead in await self.state.reap_dead_instances():
             log.warning(
                 "reaped instance %s: %d sessions, %d users offline",

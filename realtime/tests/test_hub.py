@@ -172,6 +172,34 @@ async def test_first_renewal_after_an_outage_puts_back_writes_a_failover_lost(
     assert await state.routes_for(rooms=["room:z"]) == {"room:z": {hub.channel}}
 
 
+@pytest.mark.redis
+async def test_after_an_outage_peers_get_a_ttl_to_renew_before_any_reap(
+    redis_settings, monkeypatch
+):
+    # A failover longer than INSTANCE_TTL lapses every instance's key; the first to
+    # reach the promoted replica must not reap the others before they renew.
+    redis_settings.INSTANCE_TTL = 0.6
+    hub = await get_hub()
+    state = get_state()
+    await state.instance_refresh(instance_id="peer", channel="c-peer", ttl=0.05)
+    await state.session_add(sid="peer-s", user_id=9, instance_id="peer", channel="c")
+    await asyncio.sleep(0.1)  # the peer's key lapsed
+    refresh = state.instance_refresh
+
+    async def unreachable(**kwargs):
+        raise ConnectionError("failing over")
+
+    monkeypatch.setattr(state, "instance_refresh", unreachable)
+    with pytest.raises(ConnectionError):
+        await hub.tick()
+    monkeypatch.setattr(state, "instance_refresh", refresh)
+    await hub.tick()
+    assert await state.session_get(sid="peer-s") is not None  # not reaped yet
+    await asyncio.sleep(0.7)
+    await hub.tick()
+    assert await state.session_get(sid="peer-s") is None  # now it is
+
+
 @pytest.mark.parametrize("kind", ["room.enter", "room.leave"])
 async def test_room_moves_reach_only_the_named_users(backend, kind):
     hub = await get_hub()

@@ -15,6 +15,7 @@ the same everywhere; redis/__init__.py lists it):
 """
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import realtime.state.redis.scripts as scripts
 
+log = logging.getLogger(__name__)
+
 # The defaults of the settings that get_state passes (REDIS_SENTINEL_MASTER,
 # REDIS_KEY_PREFIX, REDIS_MAX_CONNECTIONS, REDIS_POOL_TIMEOUT): the settings are the
 # truth, and a test keeps these equal to their defaults.
@@ -59,6 +62,12 @@ SCAN_COUNT = 1000
 # cluster-node-timeout (15 s by default), longer than these take: the callers'
 # own loops (the hub's liveness, the outbox, the worker) retry past that.
 CLUSTER_RETRIES = 10
+# Commands (or pipelines) one process has in flight on a cluster at once: enough to
+# keep a node busy (each takes well under a millisecond there), few enough that
+# the connections stay open and reused rather than made per burst.
+CLUSTER_IN_FLIGHT = 64
+# Tries more of a command whose new connection's handshake redis-py failed.
+HANDSHAKE_RETRIES = 3
 # What Redis raises while it is unreachable or failing over, and a retry later may
 # succeed: a lost connection, and on a cluster a slot with no primary yet
 # (CLUSTERDOWN, a slot map without it) or a key mid-migration (TRYAGAIN).
@@ -88,6 +97,57 @@ async def per_key(client: aioredis.Redis, command: str, keys: list[str]) -> list
     for key in keys:
         getattr(pipe, command)(key)
     return await pipe.execute()
+
+
+def _lost_handshake(exc: Exception) -> bool:
+    """Whether redis-py failed a new connection's handshake because its transport
+    was closed under it (the messages of redis-py 8.1 under uvloop and asyncio)."""
+    text = str(exc)
+    return (isinstance(exc, RuntimeError) and "TCPTransport closed" in text) or (
+        isinstance(exc, AttributeError) and "writelines" in text
+    )
+
+
+class BoundedRedisCluster(RedisCluster):
+    """redis-py's asyncio cluster client with at most `in_flight` commands (and
+    pipelines) at a time, which rides out redis-py 8.1's failed handshakes.
+
+    Under many concurrent commands, some new connections of redis-py's asyncio
+    cluster client find their transport closed while they send HELLO and CLIENT
+    SETINFO ("TCPTransport closed", "'NoneType' object has no attribute
+    'writelines'"; 26 of 1,000 concurrent session adds under uvloop, none with one
+    command at a time; the cause inside redis-py was not found). The command was
+    not sent yet, so it is tried again on another connection. Fewer commands in
+    flight keep the connections few and reused, as the single-Redis client's
+    BlockingConnectionPool does, so such handshakes are rare."""
+
+    def __init__(self, *args, in_flight: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_flight = asyncio.Semaphore(in_flight)
+
+    async def execute_command(self, *args, **kwargs) -> Any:
+        """One command, once a slot is free, again if its connection's handshake
+        failed."""
+        async with self.in_flight:
+            for attempt in range(HANDSHAKE_RETRIES + 1):
+                try:
+                    return await super().execute_command(*args, **kwargs)
+                except (RuntimeError, AttributeError) as exc:
+                    if attempt == HANDSHAKE_RETRIES or not _lost_handshake(exc):
+                        raise
+                    log.debug("redis-py lost a connection's handshake: %s", exc)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None):
+        """A pipeline whose execute() waits for a slot like a command."""
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        async def bounded(*args, **kwargs) -> list:
+            async with self.in_flight:
+                return await execute(*args, **kwargs)
+
+        pipe.execute = bounded
+        return pipe
 
 
 class RedisConnection:
@@ -159,9 +219,10 @@ class RedisConnection:
             nodes.insert(0, ClusterNode(parsed.hostname, parsed.port or 6379))
         if parsed and parsed.password:
             opts["password"] = parsed.password
-        return RedisCluster(
+        return BoundedRedisCluster(
             startup_nodes=nodes,
             retry=Retry(ExponentialWithJitterBackoff(), CLUSTER_RETRIES),
+            in_flight=CLUSTER_IN_FLIGHT,
             **opts,
         )
 
