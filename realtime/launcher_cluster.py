@@ -79,6 +79,16 @@ class LocalRedisCluster:
         """REDIS_CLUSTER_NODES: every node, comma-separated host:port."""
         return ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
+    def fleet_env(self) -> dict[str, str]:
+        """The environment that runs a fleet on this cluster."""
+        return {
+            "REDIS_CLUSTER": "true",
+            "REDIS_URL": self.url,
+            "REDIS_CLUSTER_NODES": self.nodes,
+            # The cluster replaces any Redis of the environment, Sentinels too.
+            "REDIS_SENTINELS": "",
+        }
+
     def node(self, port: int) -> redis.Redis:
         """A plain client of one node."""
         return redis.Redis(

@@ -11,6 +11,7 @@ import time
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 
 from realtime.launcher_cluster import (
     PRIMARIES,
@@ -42,6 +43,26 @@ class RedisClusterProcesses(LocalRedisCluster):
             startup_nodes=[ClusterNode("127.0.0.1", p) for p in self.live_ports()],
             decode_responses=True,
         )
+
+    def slot_ranges(self) -> dict[int, list[tuple[int, int]]]:
+        """The slot ranges each primary serves, as a live node sees them."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        rows = self.node(self.live_ports()[0]).execute_command("CLUSTER", "SLOTS")
+        for first, last, primary, *_ in rows:
+            out.setdefault(int(primary[1]), []).append((int(first), int(last)))
+        return out
+
+    def primary_of(self, key: str) -> int:
+        """The port of the primary that serves `key`'s slot (its hash tag's)."""
+        slot = key_slot(key.encode())
+        for port, ranges in self.slot_ranges().items():
+            if any(first <= slot <= last for first, last in ranges):
+                return port
+        raise AssertionError(f"slot {slot} of {key!r} is not served")
+
+    def slot_count(self, port: int) -> int:
+        """How many slots the primary on `port` serves."""
+        return sum(last - first + 1 for first, last in self.slot_ranges().get(port, []))
 
     def kill(self, port: int) -> None:
         """SIGKILL one node."""

@@ -64,13 +64,7 @@ class Command(BaseCommand):
         env = {"SECRET_KEY": os.environ.get("SECRET_KEY") or settings.SECRET_KEY}
         redis_cluster = LocalRedisCluster() if options["redis_cluster"] else None
         if redis_cluster is not None:
-            env.update(
-                REDIS_CLUSTER="true",
-                REDIS_URL=redis_cluster.url,
-                REDIS_CLUSTER_NODES=redis_cluster.nodes,
-                # The cluster replaces any Redis of the environment, Sentinels too.
-                REDIS_SENTINELS="",
-            )
+            env.update(redis_cluster.fleet_env())
         fleet = Fleet(
             env=env,
             servers=[options["server"]] * len(ports),
