@@ -96,25 +96,70 @@ def redis_prefix() -> str:
     return f"rt-test-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def redis_settings(settings, redis_prefix):
-    """Switch this process to the real Redis (layer and state) under a fresh prefix."""
-    settings.REDIS_URL = REDIS_TEST_URL
-    settings.REDIS_KEY_PREFIX = redis_prefix
+def _use_redis(request, settings, prefix: str, *, on_cluster: bool) -> None:
+    """Switch this process to the real Redis (layer and state) under `prefix`: the
+    shared test Redis, or the run's Redis Cluster; its keys go at the end."""
+    if on_cluster:
+        nodes = request.getfixturevalue("redis_cluster")
+        url = nodes.url
+        request.addfinalizer(lambda: nodes.flush(prefix))
+    else:
+        url = REDIS_TEST_URL
+        request.addfinalizer(lambda: redis_flush(prefix))
+    settings.REDIS_URL = url
+    settings.REDIS_CLUSTER = on_cluster
+    settings.REDIS_CLUSTER_NODES = []
+    settings.REDIS_KEY_PREFIX = prefix
     settings.CHANNEL_LAYERS = {
         "default": redis_channel_layer(
-            url=REDIS_TEST_URL, sentinels=[], master="", prefix=redis_prefix
+            url=url,
+            sentinels=[],
+            master="",
+            prefix=prefix,
+            cluster=on_cluster,
+            nodes=[],
         )
     }
-    yield settings
-    redis_flush(redis_prefix)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request):
-    """Run the test on the embedded default and again on the real Redis."""
-    if request.param == "redis":
-        request.getfixturevalue("redis_settings")
+@pytest.fixture
+def redis_kind(request) -> str:
+    """Which Redis the `cluster` fixture's fleet and this process use: "redis" (one
+    server), or "redis_cluster" for tests marked `also_on_redis_cluster`."""
+    return getattr(request, "param", "redis")
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked `also_on_redis_cluster` run on one Redis and on a Redis Cluster."""
+    if metafunc.definition.get_closest_marker("also_on_redis_cluster"):
+        metafunc.parametrize(
+            "redis_kind", ["redis", "redis_cluster"], indirect=True, scope="function"
+        )
+
+
+@pytest.fixture
+def redis_settings(request, settings, redis_prefix, redis_kind):
+    """Switch this process to the real Redis (layer and state) under a fresh prefix."""
+    _use_redis(
+        request, settings, redis_prefix, on_cluster=redis_kind == "redis_cluster"
+    )
+    return settings
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis_cluster", marks=pytest.mark.redis),
+    ]
+)
+def backend(request, settings, redis_prefix):
+    """Run the test on the embedded default, on the real Redis and on a real Redis
+    Cluster."""
+    if request.param != "memory":
+        _use_redis(
+            request, settings, redis_prefix, on_cluster=request.param == "redis_cluster"
+        )
     return request.param
 
 
@@ -165,10 +210,13 @@ async def ws():
 
 @pytest.fixture
 def cluster(redis_settings, redis_prefix, settings, request):
-    """Two instances, daphne and uvicorn, on the test database and the real Redis,
-    each with its in-process worker (the launcher's Fleet without a separate one)."""
+    """Two instances, daphne and uvicorn, on the test database and the real Redis
+    (or the Redis Cluster, see `redis_kind`), each with its in-process worker (the
+    launcher's Fleet without a separate one)."""
     ARTIFACTS.mkdir(exist_ok=True)
     env = cluster_env(redis_prefix, settings.SECRET_KEY)
+    if settings.REDIS_CLUSTER:
+        env.update({"REDIS_URL": settings.REDIS_URL, "REDIS_CLUSTER": "true"})
     marker = request.node.get_closest_marker("cluster_env")
     if marker is not None:
         env.update({k: str(v) for k, v in marker.kwargs.items()})

@@ -103,8 +103,9 @@ def flush_redis(url: str, prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        client.delete(key)
+    for match in (f"{{{prefix}}}:*", f"{prefix}:*"):
+        for key in client.scan_iter(match=match, count=1000):
+            client.delete(key)
 
 
 def configure(env: dict) -> None:

@@ -60,6 +60,11 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_hosts(name: str) -> list[tuple[str, int]]:
+    """Read "host:port,host:port" (Sentinels, cluster nodes)."""
+    return [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in env_list(name)]
+
+
 def ws_ping(environ=None) -> tuple[int, int]:
     """(interval, timeout) in seconds of the ASGI server's WebSocket ping."""
     return (

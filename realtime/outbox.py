@@ -16,12 +16,10 @@ from collections.abc import Awaitable, Callable
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.history import Position, keeps_history, place, record_of
 from realtime.loops import per_loop
-from realtime.state import RoutesRebuilding, get_state
+from realtime.state import UNAVAILABLE, RoutesRebuilding, get_state
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +99,7 @@ class Outbox:
         while True:
             try:
                 return await self.deliver(items)
-            except (
-                RedisConnectionError,
-                RedisTimeoutError,
-                OSError,
-                RoutesRebuilding,
-            ) as exc:
+            except (*UNAVAILABLE, RoutesRebuilding) as exc:
                 if loop.time() + backoff > deadline:
                     raise
                 log.warning(

@@ -12,11 +12,13 @@ from urllib.parse import urlparse
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from realtime import layer_config
 from realtime.environ import (
     WS_PING_INTERVAL_DEFAULT,
     WS_PING_TIMEOUT_DEFAULT,
     env_bool,
     env_float,
+    env_hosts,
     env_int,
     env_list,
     env_str,
@@ -141,10 +143,13 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 REDIS_URL = env_str("REDIS_URL")
 # "host:port,host:port" of Sentinels; with REDIS_SENTINEL_MASTER, used instead of
 # REDIS_URL's host (REDIS_URL may still carry password and db number).
-REDIS_SENTINELS = [
-    (h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in env_list("REDIS_SENTINELS")
-]
+REDIS_SENTINELS = env_hosts("REDIS_SENTINELS")
 REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
+# A Redis Cluster: REDIS_URL names any node (and the password); the client finds the
+# rest. REDIS_CLUSTER_NODES ("host:port,...") adds startup nodes. Open WebUI's
+# WEBSOCKET_REDIS_CLUSTER means the same.
+REDIS_CLUSTER = env_bool("REDIS_CLUSTER", env_bool("WEBSOCKET_REDIS_CLUSTER", False))
+REDIS_CLUSTER_NODES = env_hosts("REDIS_CLUSTER_NODES")
 
 # Open WebUI's socket settings (README, "Open WebUI's settings"): its Redis URL and
 # Sentinels count only with WEBSOCKET_MANAGER=redis, as in Open WebUI; ours win.
@@ -152,11 +157,6 @@ WEBSOCKET_MANAGER = env_str("WEBSOCKET_MANAGER").lower()
 if WEBSOCKET_MANAGER not in {"", "redis"}:
     raise ImproperlyConfigured(
         f"WEBSOCKET_MANAGER={WEBSOCKET_MANAGER!r}: only 'redis' or empty (embedded)"
-    )
-if env_bool("WEBSOCKET_REDIS_CLUSTER", False):
-    raise ImproperlyConfigured(
-        "WEBSOCKET_REDIS_CLUSTER=true: Redis Cluster is not supported yet; use one "
-        "Redis (REDIS_URL) or Sentinel (REDIS_SENTINELS)"
     )
 if WEBSOCKET_MANAGER == "redis":
     # Open WebUI's WEBSOCKET_REDIS_URL falls back to its REDIS_URL, ours by name.
@@ -179,7 +179,13 @@ REDIS_SENTINEL_MASTER_DEFAULT = "mymaster"
 REDIS_SENTINEL_MASTER = REDIS_SENTINEL_MASTER or REDIS_SENTINEL_MASTER_DEFAULT
 # Namespaces every key this service writes, so several deployments share one Redis.
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "rt")
-REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS)
+if "{" in REDIS_KEY_PREFIX or "}" in REDIS_KEY_PREFIX:
+    raise ImproperlyConfigured("REDIS_KEY_PREFIX: no braces (they make hash tags)")
+if REDIS_CLUSTER and not (REDIS_URL or REDIS_CLUSTER_NODES):
+    raise ImproperlyConfigured(
+        "REDIS_CLUSTER=true needs REDIS_URL or REDIS_CLUSTER_NODES"
+    )
+REDIS_ENABLED = bool(REDIS_URL or REDIS_SENTINELS or REDIS_CLUSTER)
 
 
 # Messages for one instance queue on one channel, so it needs far more room than the
@@ -200,31 +206,22 @@ REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
 REDIS_POOL_TIMEOUT = env_float("REDIS_POOL_TIMEOUT", 10.0)
 
 
-def redis_channel_layer(*, url: str, sentinels: list, master: str, prefix: str) -> dict:
-    """The CHANNEL_LAYERS entry for channels-redis (used by tests with their prefix)."""
-    host: dict = {
-        "socket_timeout": LAYER_SOCKET_TIMEOUT,
-        "socket_connect_timeout": 5,
-        "max_connections": REDIS_MAX_CONNECTIONS,
-    }
-    if sentinels:
-        host.update({"sentinels": sentinels, "master_name": master})
-        if url:
-            parsed = urlparse(url)
-            if parsed.password:
-                host["password"] = parsed.password
-            if parsed.path.strip("/"):
-                host["db"] = int(parsed.path.strip("/"))
-    else:
-        host["address"] = url
-    return {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [host],
-            "prefix": f"{prefix}:asgi",
-            "capacity": LAYER_CAPACITY,
-        },
-    }
+def redis_channel_layer(
+    *, url: str, sentinels: list, master: str, prefix: str, **cluster
+) -> dict:
+    """The CHANNEL_LAYERS entry on Redis (tests pass their prefix; `cluster`:
+    cluster=, nodes=, defaulting to REDIS_CLUSTER and REDIS_CLUSTER_NODES)."""
+    return layer_config.redis(
+        url=url,
+        sentinels=sentinels,
+        master=master,
+        prefix=prefix,
+        cluster=cluster.get("cluster", REDIS_CLUSTER),
+        nodes=cluster.get("nodes", REDIS_CLUSTER_NODES),
+        capacity=LAYER_CAPACITY,
+        socket_timeout=LAYER_SOCKET_TIMEOUT,
+        max_connections=REDIS_MAX_CONNECTIONS,
+    )
 
 
 if REDIS_ENABLED:

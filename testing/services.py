@@ -38,8 +38,10 @@ def redis_flush(prefix: str) -> None:
     """Delete every key under a test prefix."""
     client = redis.Redis.from_url(REDIS_TEST_URL)
     try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
+        # Keys of one slot are tagged {prefix}, the rest start with prefix.
+        for match in (f"{{{prefix}}}:*", f"{prefix}:*"):
+            for key in client.scan_iter(match=match, count=1000):
+                client.delete(key)
     finally:
         client.close()
 

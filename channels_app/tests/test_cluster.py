@@ -8,7 +8,12 @@ from testing.clients import RealSocket, SocketClient
 from testing.cluster import http_post, http_request
 from testing.factories import token_for
 
-pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+# The cross-instance suite runs on one Redis and again on a Redis Cluster.
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.also_on_redis_cluster,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 async def next_channel_event(client, kind, timeout=5):

@@ -59,6 +59,7 @@ async def alice_chat(people):
     return people["alice"], chat
 
 
+@pytest.mark.also_on_redis_cluster
 async def test_stream_started_on_one_instance_reaches_a_session_on_the_other(
     cluster, alice_chat
 ):
@@ -75,6 +76,7 @@ async def test_stream_started_on_one_instance_reaches_a_session_on_the_other(
     assert (row.content, row.done) == ("".join(pieces), True)
 
 
+@pytest.mark.also_on_redis_cluster
 async def test_stop_from_the_other_instance(cluster, alice_chat):
     one, two = cluster
     alice, chat = alice_chat
@@ -134,6 +136,7 @@ async def test_sigterm_mid_stream_loses_nothing_streamed(cluster, alice_chat, in
     assert (row.state, row.stop_reason) == ("stopped", "shutdown")
 
 
+@pytest.mark.also_on_redis_cluster
 async def test_killed_client_does_not_stop_the_stream(cluster, alice_chat):
     one, _ = cluster
     alice, chat = alice_chat
@@ -151,6 +154,7 @@ async def test_killed_client_does_not_stop_the_stream(cluster, alice_chat):
     assert row.content == "".join(fake_tokens("what is streaming", 30))
 
 
+@pytest.mark.also_on_redis_cluster
 async def test_call_reaches_a_session_on_another_instance(cluster, people):
     _, two = cluster
     alice = people["alice"]

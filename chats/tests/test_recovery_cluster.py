@@ -11,6 +11,7 @@ from chats.fake_model import fake_tokens
 from chats.models import Message
 from chats.services import message_summary
 from realtime.rooms import user_room
+from realtime.state.redis.history import room_tag
 from testing.clients import RealSocket, SocketClient
 from testing.cluster import http_get
 from testing.factories import chat_create, token_for
@@ -183,7 +184,8 @@ async def test_a_history_lost_with_redis_data_says_not_recovered(
     # Redis loses the room's history (what a restart without persistence does to it).
     client = aioredis.from_url(REDIS_TEST_URL)
     room = user_room(alice.id)
-    await client.delete(f"{redis_prefix}:hm:{room}", f"{redis_prefix}:h:{room}")
+    tag = room_tag(room)
+    await client.delete(f"{redis_prefix}:hm:{tag}", f"{redis_prefix}:h:{tag}")
     await client.aclose()
     tab, hello = await connect(two, alice, positions, recover=positions.recover())
     await follow_unrecovered(tab, hello, room, positions, chat, started, 100)

@@ -16,7 +16,12 @@ from notes.models import NoteSnapshot, NoteUpdate
 from testing.editors import RemoteEditor, converged, stored_content
 from testing.factories import note_shared, users_create
 
-pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+# The cross-instance suite runs on one Redis and again on a Redis Cluster.
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.also_on_redis_cluster,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 @pytest.fixture

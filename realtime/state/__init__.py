@@ -14,8 +14,10 @@ from realtime.state.base import (
 )
 from realtime.state.memory import MemoryState
 from realtime.state.redis import RedisState
+from realtime.state.redis.client import UNAVAILABLE
 
 __all__ = [
+    "UNAVAILABLE",
     "HistoryRead",
     "MemoryState",
     "ReapedInstance",
@@ -34,6 +36,8 @@ _SETTINGS = {
     "REDIS_SENTINELS",
     "REDIS_SENTINEL_MASTER",
     "REDIS_KEY_PREFIX",
+    "REDIS_CLUSTER",
+    "REDIS_CLUSTER_NODES",
 }
 
 
@@ -41,10 +45,12 @@ def get_state() -> StateStore:
     """The process-wide state store."""
     global _store
     if _store is None:
-        if settings.REDIS_URL or settings.REDIS_SENTINELS:
+        if settings.REDIS_URL or settings.REDIS_SENTINELS or settings.REDIS_CLUSTER:
             _store = RedisState(
                 url=settings.REDIS_URL,
                 sentinels=settings.REDIS_SENTINELS,
+                cluster=settings.REDIS_CLUSTER,
+                cluster_nodes=settings.REDIS_CLUSTER_NODES,
                 sentinel_master=settings.REDIS_SENTINEL_MASTER,
                 prefix=settings.REDIS_KEY_PREFIX,
                 max_connections=settings.REDIS_MAX_CONNECTIONS,

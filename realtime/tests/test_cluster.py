@@ -12,7 +12,12 @@ from testing.clients import RealSocket, SocketClient
 from testing.cluster import INSTANCE_TTL, MAX_FRAME_BYTES, http_post
 from testing.factories import token_for
 
-pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+# The cross-instance suite runs on one Redis and again on a Redis Cluster.
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.also_on_redis_cluster,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 async def test_user_on_one_instance_sees_user_on_the_other_online(cluster, people):

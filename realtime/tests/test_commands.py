@@ -14,7 +14,11 @@ from realtime.state import get_state
 from realtime.tests.test_worker import _seed
 from testing.factories import users_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The commands run on one Redis and again on a Redis Cluster.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.also_on_redis_cluster,
+]
 
 
 async def command(*args) -> str:

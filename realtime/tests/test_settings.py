@@ -35,6 +35,8 @@ OURS_AND_OPEN_WEBUIS = (
 )
 SHOWN = (
     "REDIS_URL",
+    "REDIS_CLUSTER",
+    "REDIS_CLUSTER_NODES",
     "REDIS_SENTINELS",
     "REDIS_SENTINEL_MASTER",
     "REDIS_ENABLED",
@@ -182,10 +184,8 @@ def test_open_webuis_sentinels_name_the_master_by_the_urls_host():
     [
         ({"WEBSOCKET_MANAGER": "redis"}, "WEBSOCKET_MANAGER=redis needs REDIS_URL"),
         ({"WEBSOCKET_MANAGER": "mongodb"}, "only 'redis' or empty"),
-        (
-            {"WEBSOCKET_REDIS_CLUSTER": "true", "REDIS_URL": "redis://o/0"},
-            "Redis Cluster is not supported yet",
-        ),
+        ({"REDIS_CLUSTER": "true"}, "REDIS_CLUSTER=true needs REDIS_URL"),
+        ({"REDIS_KEY_PREFIX": "{rt}"}, "no braces"),
     ],
 )
 def test_settings_this_server_cannot_honour_refuse_to_start(env, message):
@@ -217,3 +217,16 @@ def test_every_open_webui_alias_is_in_the_readme():
     for name in [*ALIASES.values(), *OURS_AND_OPEN_WEBUIS]:
         if name.startswith(("WEBSOCKET_", "SOCKETIO_", "ENABLE_")):
             assert f"`{name}" in table, name
+
+
+def test_open_webuis_cluster_switch_is_ours_and_selects_the_cluster_layer():
+    for switch in ("REDIS_CLUSTER", "WEBSOCKET_REDIS_CLUSTER"):
+        shown = settings_of(
+            **{switch: "true"},
+            REDIS_URL="redis://:pw@node1:7000/0",
+            REDIS_CLUSTER_NODES="node2:7001, node3:7002",
+        )
+        assert shown["REDIS_CLUSTER"] is True
+        assert shown["REDIS_CLUSTER_NODES"] == [["node2", 7001], ["node3", 7002]]
+        assert shown["layer"] == "realtime.cluster_layer.RedisClusterChannelLayer"
+    assert settings_of(REDIS_URL="redis://o/0")["REDIS_CLUSTER"] is False

@@ -17,14 +17,23 @@ from realtime.state.base import CONCERNS
 from testing.services import REDIS_TEST_URL, PrivateRedis
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis_cluster", marks=pytest.mark.redis),
+    ]
+)
 async def store(request):
     if request.param == "memory":
         yield MemoryState()
         return
-    redis_store = RedisState(
-        url=REDIS_TEST_URL, prefix=f"rt-test-{uuid.uuid4().hex[:10]}"
-    )
+    prefix = f"rt-test-{uuid.uuid4().hex[:10]}"
+    if request.param == "redis_cluster":
+        nodes = request.getfixturevalue("redis_cluster")
+        redis_store = RedisState(url=nodes.url, cluster=True, prefix=prefix)
+    else:
+        redis_store = RedisState(url=REDIS_TEST_URL, prefix=prefix)
     yield redis_store
     await redis_store.flush()
     await redis_store.close()

@@ -76,7 +76,7 @@ async def test_finished_tasks_leave_no_keys(redis_settings, redis_prefix):
     await tasks.stop_task(stopped)
     await asyncio.sleep(0.1)
     client = redis.Redis.from_url(REDIS_TEST_URL, decode_responses=True)
-    keys = [k for k in client.scan_iter(f"{redis_prefix}:*") if ":asgi" not in k]
+    keys = [k for k in client.scan_iter(f"{{{redis_prefix}}}:*")]
     client.close()
     leftovers = [k for k in keys if "task" in k or ":t:" in k or task_id in k]
     assert leftovers == []

@@ -17,7 +17,7 @@ from realtime.launcher import BASE_DIR, free_port
 from realtime.state import TaskRecord, get_state
 from realtime.worker import LOCK_NAME, Worker, registry, run_pass
 from testing.cluster import ARTIFACTS, database_env
-from testing.services import REDIS_TEST_URL, PrivateRedis
+from testing.services import PrivateRedis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -190,12 +190,14 @@ async def _gone(state, sid: str) -> bool:
 
 
 @pytest.mark.redis
+@pytest.mark.also_on_redis_cluster
 async def test_leader_killed_another_takes_over_and_cleanup_goes_on(
     redis_settings, redis_prefix
 ):
     lock_timeout = 1.5
     env = {
-        "REDIS_URL": REDIS_TEST_URL,
+        "REDIS_URL": redis_settings.REDIS_URL,
+        "REDIS_CLUSTER": str(redis_settings.REDIS_CLUSTER).lower(),
         "REDIS_KEY_PREFIX": redis_prefix,
         "WORKER_INTERVAL": "0.2",
         "WORKER_LOCK_TIMEOUT": str(lock_timeout),

@@ -1,7 +1,17 @@
-"""Connections to Redis: one client per event loop, plain or through Sentinel.
+"""Connections to Redis: one client per event loop, plain, through Sentinel, or to a
+Redis Cluster.
 
 `RedisConnection` is what every concern of the Redis store builds on: the client of
-the running loop, the key prefix, and running the scripts of scripts.py under it.
+the running loop, the key prefixes, and running the scripts of scripts.py under them.
+
+Two prefixes, so that the store runs unchanged on a Redis Cluster (the key layout is
+the same everywhere; redis/__init__.py lists it):
+    p   "{rt}": membership, routes, presence, tasks, usage, locks. Their scripts
+        change several of these keys at once (a session leaving updates its rooms,
+        its user, the online set and its instance), so the hash tag puts them all
+        in one slot, as a script on a cluster needs.
+    hp  "rt": per-room history, tagged by room ("rt:h:{room}"): the keys of the
+        hot path (one append per emitted event) spread over every primary.
 """
 
 import asyncio
@@ -12,7 +22,18 @@ from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.crc import key_slot
+from redis.exceptions import (
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import realtime.state.redis.scripts as scripts
 
@@ -31,6 +52,22 @@ HEALTH_CHECK_SECONDS = 30
 # Keys per SCAN step when listing every room (operators) or flushing a prefix
 # (tests): large enough for few round trips, small enough to keep each step short.
 SCAN_COUNT = 1000
+# Attempts of a command on a cluster whose node fails or whose slots move, the
+# client reloading the slot map between them. A replica takes over only after
+# cluster-node-timeout (15 s by default), longer than these take: the callers'
+# own loops (the hub's liveness, the outbox, the worker) retry past that.
+CLUSTER_RETRIES = 10
+# What Redis raises while it is unreachable or failing over, and a retry later may
+# succeed: a lost connection, and on a cluster a slot with no primary yet
+# (CLUSTERDOWN, a slot map without it) or a key mid-migration (TRYAGAIN).
+UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 MS_PER_SECOND = 1000  # PX, PEXPIRE and PTTL count milliseconds
 
 
@@ -59,11 +96,16 @@ class RedisConnection:
         prefix: str,
         max_connections: int,
         pool_timeout: float,
+        cluster: bool = False,
+        cluster_nodes: list[tuple[str, int]] | None = None,
     ) -> None:
         self.url = url
         self.sentinels = sentinels or []
         self.sentinel_master = sentinel_master
-        self.p = prefix
+        self.cluster = cluster
+        self.cluster_nodes = cluster_nodes or []
+        self.p = "{" + prefix + "}"
+        self.hp = prefix
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         # redis.asyncio connections belong to the loop that opened them; sync callers
@@ -85,6 +127,8 @@ class RedisConnection:
             "health_check_interval": HEALTH_CHECK_SECONDS,
             "max_connections": self.max_connections,
         }
+        if self.cluster:
+            return self._new_cluster_client(opts)
         if self.sentinels:
             parsed = urlparse(self.url) if self.url else None
             if parsed and parsed.password:
@@ -98,13 +142,47 @@ class RedisConnection:
         )
         return aioredis.Redis(connection_pool=pool)
 
+    def _new_cluster_client(self, opts: dict) -> RedisCluster:
+        # REDIS_URL names one node (and the password); the client finds the others
+        # and follows MOVED and ASK while slots migrate. A node that stops answering
+        # makes it reload the slot map and retry, which rides out a failover.
+        parsed = urlparse(self.url) if self.url else None
+        nodes = [ClusterNode(host, port) for host, port in self.cluster_nodes]
+        if parsed and parsed.hostname:
+            nodes.insert(0, ClusterNode(parsed.hostname, parsed.port or 6379))
+        if parsed and parsed.password:
+            opts["password"] = parsed.password
+        return RedisCluster(
+            startup_nodes=nodes,
+            retry=Retry(ExponentialWithJitterBackoff(), CLUSTER_RETRIES),
+            **opts,
+        )
+
+    def atomic_pipeline(self) -> Pipeline:
+        """A MULTI/EXEC pipeline of keys in p's slot. On a cluster, a plain
+        pipeline: redis-py 8.1's asyncio cluster transactions read replies on
+        another event loop ("attached to a different loop") and break the client.
+        The callers only need their commands in order, which one connection keeps:
+        each writes its change before the version or liveness key readers check."""
+        return self.client().pipeline(transaction=not self.cluster)
+
+    def by_slot(self, keys: list[str]) -> list[list[str]]:
+        """The keys grouped by cluster slot, in order (on one Redis: one group), for
+        one script per slot."""
+        if not self.cluster:
+            return [keys]
+        groups: dict[int, list[str]] = {}
+        for key in keys:
+            groups.setdefault(key_slot(key.encode()), []).append(key)
+        return list(groups.values())
+
     async def run(self, script: scripts.Script, *args) -> Any:
-        """Run one script under this prefix."""
-        return await scripts.run(self.client(), script, self.p, *args)
+        """Run one script under this prefix (its keys all in p's slot)."""
+        return await scripts.run(self.client(), script, [self.p], self.p, *args)
 
     def queue(self, pipe: Pipeline, script: scripts.Script, *args) -> None:
         """Queue one script under this prefix in a pipeline of run_pipeline."""
-        scripts.queue(pipe, script, self.p, *args)
+        scripts.queue(pipe, script, [self.p], self.p, *args)
 
     async def run_pipeline(self, fill: Callable[[Pipeline], None]) -> list[Any]:
         """Execute the pipeline `fill` queues (see scripts.run_pipeline)."""
@@ -113,8 +191,9 @@ class RedisConnection:
     async def flush(self) -> None:
         """Delete every key under the prefix (tests)."""
         client = self.client()
-        async for key in client.scan_iter(match=f"{self.p}:*", count=SCAN_COUNT):
-            await client.delete(key)
+        for match in (f"{self.p}:*", f"{self.hp}:*"):
+            async for key in client.scan_iter(match=match, count=SCAN_COUNT):
+                await client.delete(key)
 
     async def close(self) -> None:
         """Close the client of the running loop."""

@@ -30,7 +30,7 @@ class RedisInstances(RedisConnection):
         self, *, instance_id: str, channel: str, ttl: float
     ) -> bool:
         """Renew the liveness key; False if it had lapsed (or Redis lost it)."""
-        pipe = self.client().pipeline(transaction=True)
+        pipe = self.atomic_pipeline()
         pipe.set(f"{self.p}:i:{instance_id}:alive", "1", px=ms(ttl), get=True)
         pipe.hset(f"{self.p}:instances", instance_id, channel)
         previous, _ = await pipe.execute()

@@ -27,7 +27,7 @@ class RedisLocks(RedisConnection):
 
     async def lock_owner(self, *, name: str) -> tuple[str | None, float]:
         """Who holds the lock and the seconds left before it expires."""
-        pipe = self.client().pipeline(transaction=True)
+        pipe = self.atomic_pipeline()
         pipe.get(f"{self.p}:lock:{name}")
         pipe.pttl(f"{self.p}:lock:{name}")
         owner, left_ms = await pipe.execute()

@@ -58,7 +58,7 @@ class RedisRoutes(RedisConnection):
     async def _route_change(
         self, room: str, channel: str, instance_id: str, *, add: bool
     ) -> None:
-        pipe = self.client().pipeline(transaction=True)
+        pipe = self.atomic_pipeline()
         queue_route(
             pipe, self.p, room=room, channel=channel, instance_id=instance_id, add=add
         )

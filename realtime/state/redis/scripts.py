@@ -4,8 +4,9 @@ they are run.
 Multi-key changes run as scripts so that a session is added, removed or reaped
 atomically: two instances reaping the same dead instance, or a user connecting on one
 instance while leaving another, cannot leave presence wrong. Every script takes the
-key prefix as ARGV[1] and builds its key names from it (no KEYS), so Redis Cluster is
-not supported (Sentinel is).
+key prefix as ARGV[1] and builds its key names from it. The keys one script touches
+share a hash tag (redis/client.py), and KEYS[1] names one of them: a Redis Cluster
+client sends the script to the node of that slot, and the script touches no other.
 
 Every script runs by EVALSHA of a SHA computed here. When Redis answers NOSCRIPT (it
 restarted, or a failover reached a replica that never loaded them) all the scripts
@@ -19,6 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 
@@ -41,16 +43,18 @@ def flag(value: bool) -> str:
     return "1" if value else "0"
 
 
-async def run(client: aioredis.Redis, script: Script, prefix: str, *args) -> Any:
-    """Run one script: one round trip while Redis has it."""
+async def run(client: aioredis.Redis, script: Script, keys: list[str], *args) -> Any:
+    """Run one script on the slot of its keys: one round trip while Redis has it."""
     return await _loading_if_lost(
-        client, lambda: client.evalsha(script.sha, 0, prefix, *args)
+        client, lambda: client.evalsha(script.sha, len(keys), *keys, *args)
     )
 
 
-def queue(pipe: Pipeline, script: Script, prefix: str, *args) -> None:
-    """Queue one script in a pipeline that `run_pipeline` executes."""
-    pipe.evalsha(script.sha, 0, prefix, *args)
+def queue(pipe: Pipeline, script: Script, keys: list[str], *args) -> None:
+    """Queue one script (on the slot of its keys) in a pipeline of `run_pipeline`."""
+    # As a raw command: a cluster pipeline blocks its evalsha method, though it
+    # routes EVALSHA by its keys like any keyed command.
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 async def run_pipeline(
@@ -76,10 +80,16 @@ async def _loading_if_lost(
     try:
         return await call()
     except NoScriptError:
-        pipe = client.pipeline(transaction=False)
-        for script in SCRIPTS:
-            pipe.script_load(script.source)
-        await pipe.execute()
+        if isinstance(client, RedisCluster):
+            # SCRIPT LOAD goes to every primary (a cluster pipeline takes only
+            # commands with keys); rare enough to take one round trip per script.
+            for script in SCRIPTS:
+                await client.script_load(script.source)
+        else:
+            pipe = client.pipeline(transaction=False)
+            for script in SCRIPTS:
+                pipe.script_load(script.source)
+            await pipe.execute()
         return await call()
 
 
