@@ -29,6 +29,8 @@ NODE_TIMEOUT_MS = 2000
 # clients meet ASK redirections mid-slot, as in a production reshard.
 RESHARD_PIPELINE = 10
 RESHARD_TIMEOUT = 120
+# MIGRATE's own timeout (ms) for one batch of keys between two local nodes.
+MIGRATE_TIMEOUT_MS = 5000
 
 
 class RedisClusterProcesses(LocalRedisCluster):
@@ -54,11 +56,22 @@ class RedisClusterProcesses(LocalRedisCluster):
 
     def primary_of(self, key: str) -> int:
         """The port of the primary that serves `key`'s slot (its hash tag's)."""
-        slot = key_slot(key.encode())
+        return self.primary_of_slot(key_slot(key.encode()))
+
+    def primary_of_slot(self, slot: int) -> int:
+        """The port of the primary that serves `slot`."""
         for port, ranges in self.slot_ranges().items():
             if any(first <= slot <= last for first, last in ranges):
                 return port
-        raise AssertionError(f"slot {slot} of {key!r} is not served")
+        raise AssertionError(f"slot {slot} is not served")
+
+    def slots_of(self, match: str) -> set[int]:
+        """The slots of every key matching `match`, on every primary."""
+        return {
+            key_slot(key.encode())
+            for port in self.primary_ports()
+            for key in self.node(port).scan_iter(match=match, count=1000)
+        }
 
     def slot_count(self, port: int) -> int:
         """How many slots the primary on `port` serves."""
@@ -102,6 +115,58 @@ class RedisClusterProcesses(LocalRedisCluster):
             timeout=RESHARD_TIMEOUT,
         )
         self.wait_ok()
+
+    def move_slots(self, slots: list[int], *, pause: float = 0.0) -> dict[int, int]:
+        """Migrate each slot, with its keys, to the next primary after its owner, as
+        `redis-cli --cluster reshard` does (IMPORTING/MIGRATING, MIGRATE in batches,
+        then SETSLOT NODE everywhere), waiting `pause` between steps so that clients
+        meet the migrating slot (ASK) and then its new owner (MOVED). Returns
+        {slot: new owner port}."""
+        primaries = self.primary_ports()
+        ids = {p: self.node(p).execute_command("CLUSTER", "MYID") for p in primaries}
+        moved = {}
+        for slot in slots:
+            source = self.primary_of_slot(slot)
+            target = primaries[(primaries.index(source) + 1) % len(primaries)]
+            src, dst = self.node(source), self.node(target)
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+            time.sleep(pause)
+            while keys := src.execute_command(
+                "CLUSTER", "GETKEYSINSLOT", slot, RESHARD_PIPELINE
+            ):
+                try:
+                    src.execute_command(
+                        "MIGRATE", "127.0.0.1", target, "", 0, MIGRATE_TIMEOUT_MS,
+                        "KEYS", *keys,
+                    )  # fmt: skip
+                except redis.ResponseError as err:
+                    if "BUSYKEY" not in str(err):
+                        raise
+                    # A key on both sides: written on the target (ASK: the source
+                    # did not have it) and then again on the source, e.g. by a
+                    # script that reached a key it did not declare.
+                    both = [k for k in keys if self._importing_has(dst, k)]
+                    raise AssertionError(
+                        f"slot {slot}: {both} written on both sides of a migration"
+                    ) from err
+                time.sleep(pause)
+            # The target first: once the source lets go, the target must own it.
+            for port in [target, source, *set(primaries) - {source, target}]:
+                self.node(port).execute_command(
+                    "CLUSTER", "SETSLOT", slot, "NODE", ids[target]
+                )
+            moved[slot] = target
+        self.wait_ok()
+        return moved
+
+    @staticmethod
+    def _importing_has(node: redis.Redis, key: str) -> bool:
+        """Whether a node that imports the key's slot holds it (ASKING first)."""
+        pipe = node.pipeline(transaction=False)
+        pipe.execute_command("ASKING")
+        pipe.exists(key)
+        return bool(pipe.execute()[1])
 
     def keys_per_primary(self, match: str) -> dict[int, int]:
         """How many keys matching `match` each primary holds (SCAN on each)."""

@@ -1,0 +1,298 @@
+"""Redis Cluster under two real server processes: a primary killed mid-stream, and
+slots migrated while streams and room traffic run. Each test has a cluster of its own
+(tests/test_sentinel.py is the same for Sentinel)."""
+
+import asyncio
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from redis.crc import key_slot
+
+from chats.fake_model import fake_tokens
+from chats.models import Message
+from realtime.launcher import Fleet
+from testing.clients import RealSocket, SocketClient
+from testing.cluster import ARTIFACTS, channel_over_rest, cluster_env, http_post
+from testing.factories import chat_create, token_for
+from testing.observers import LeaderWatch, Recorder
+from testing.recovery import PROMPT, completion_start
+from testing.redis_cluster import RedisClusterProcesses
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+# Short, so that "one leader again within WORKER_LOCK_TIMEOUT" is seconds.
+WORKER_LOCK_TIMEOUT = 4.0
+# Longer than a failover (NODE_TIMEOUT_MS, then an election: 2-5 s here). With the
+# test default of 2 s every instance's liveness lapses while the membership slot has
+# no primary, and the first hub or worker to reach the promoted replica reaps the
+# others before they re-register: their sockets miss what is sent meanwhile (seen:
+# 32 and 109 of 160 pieces). Production must keep INSTANCE_TTL above
+# cluster-node-timeout plus the election, too.
+INSTANCE_TTL = 10.0
+# Stream pieces a client may miss across a failover: what was in flight when the
+# primary died (in its memory, or acknowledged and not yet copied to the replica:
+# replication is asynchronous). What comes while the slot has no primary waits and
+# arrives late. Measured at 20 pieces/s: 0 or 1 per run.
+LOST_IN_GAP = 3
+TOKENS_PER_SECOND = 20.0
+# Seconds between the steps of a slot's migration: long enough that the stream and
+# the room traffic meet each slot while it migrates (ASK) and after (MOVED).
+MOVE_PAUSE = 0.25
+
+
+@pytest.fixture
+def nodes():
+    """A Redis Cluster of this test's own: it kills or reshards nodes."""
+    cluster = RedisClusterProcesses().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def instances(nodes, redis_prefix, settings, request):
+    """Two uvicorn instances on the cluster, each with its in-process worker (they
+    compete for the leader lock)."""
+    env = {
+        **cluster_env(redis_prefix, settings.SECRET_KEY),
+        **nodes.fleet_env(),
+        "WORKER_INTERVAL": "0.5",
+        "WORKER_LOCK_TIMEOUT": str(WORKER_LOCK_TIMEOUT),
+        "INSTANCE_TTL": str(INSTANCE_TTL),
+    }
+    with Fleet(
+        env=env,
+        servers=["uvicorn", "uvicorn"],
+        worker=False,
+        log_dir=ARTIFACTS,
+        name=request.node.name,
+    ) as fleet:
+        yield fleet.instances
+
+
+@pytest.fixture
+async def observe():
+    """Start observers (testing.observers) that stop at the end, failed or not."""
+    made = []
+
+    def start(observer):
+        made.append(observer)
+        return observer
+
+    yield start
+    for observer in made:
+        await observer.stop()
+
+
+async def recorded(observe, server, user) -> Recorder:
+    """A joined socket of `user` on `server`, every frame it receives recorded."""
+    client = await SocketClient.open(RealSocket(server.ws), user, join=True)
+    return observe(Recorder(client))
+
+
+@database_sync_to_async
+def message_row(chat, message_id) -> Message:
+    return Message.objects.get(chat=chat, message_id=message_id)
+
+
+async def until_done(chat, message_id, timeout: float) -> Message:
+    deadline = time.monotonic() + timeout
+    while not (row := await message_row(chat, message_id)).done:
+        assert time.monotonic() < deadline, (row.content[-40:], row.state)
+        await asyncio.sleep(0.1)
+    return row
+
+
+async def test_killing_a_primary_mid_stream(
+    nodes, instances, redis_prefix, people, observe
+):
+    alice, bob = people["alice"], people["bob"]
+    chat = await chat_create(alice)
+    tokens = 160
+    full = fake_tokens(PROMPT, tokens)
+    one, two = instances
+    # A socket on each instance starts its hub, and with it its worker.
+    tab = await recorded(observe, two, alice)
+    bob_tab = await recorded(observe, one, bob)
+    watch = observe(LeaderWatch(instances))
+    await watch.one_leader(10)
+    started = await completion_start(
+        one, alice, chat, tokens=tokens, tps=TOKENS_PER_SECOND
+    )
+    mid = started["message_id"]
+    await tab.until(lambda: len(tab.pieces(mid)) >= 10, 10, "first pieces")
+    # The primary of the fleet's membership keys (its hash tag), which the hubs
+    # and the outbox use all the time.
+    victim = nodes.primary_of(f"{{{redis_prefix}}}")
+    assert nodes.keys_per_primary(f"*{redis_prefix}*")[victim] > 0
+    replica = nodes.replica_of(victim)
+    before = len(tab.pieces(mid))
+    nodes.kill(victim)
+    killed = time.monotonic()
+    await asyncio.to_thread(nodes.wait_primary, replica)
+    promoted = time.monotonic()
+    # The stream completes, in the database with every token.
+    row = await until_done(chat, mid, tokens / TOKENS_PER_SECOND + 30)
+    assert (row.content, row.state) == ("".join(full), "done"), row.state
+    await tab.until(
+        lambda: any(e.get("type") == "chat:completion" for e in tab.stream(mid)),
+        10,
+        "the end of the stream",
+    )
+    # What the client got is in order; what the gap lost is bounded.
+    pieces = tab.pieces(mid)
+    it = iter(full)
+    assert all(piece in it for piece in pieces)
+    lost = tokens - len(pieces)
+    print(
+        f"failover: promoted {promoted - killed:.1f}s after the kill, "
+        f"{before} pieces before it, {lost} of {tokens} lost"
+    )
+    assert lost <= LOST_IN_GAP, lost
+    for recorder in (tab, bob_tab):
+        assert not recorder.closed and recorder.errors() == []
+    # One worker leads again within one lock timeout of the promotion.
+    settled = await watch.one_leader(WORKER_LOCK_TIMEOUT + 5)
+    await watch.stop()
+    changes = [(round(at - killed, 1), n) for at, n in watch.samples if at > killed]
+    print(f"leaders after the kill (s, count): {changes}")
+    assert settled - promoted <= WORKER_LOCK_TIMEOUT
+    # Stop works on a second stream, asked on the other instance.
+    second = await completion_start(one, alice, chat, tokens=2000, tps=50)
+    sid2 = second["message_id"]
+    await tab.until(lambda: len(tab.pieces(sid2)) >= 5, 10, "second stream")
+    status, body = await asyncio.to_thread(
+        http_post,
+        f"{two.http}/api/tasks/{second['task_id']}/stop",
+        {},
+        token_for(alice),
+    )
+    assert (status, body) == (200, {"stopped": True})
+    await tab.until(
+        lambda: any(e.get("type") == "chat:tasks:cancel" for e in tab.stream(sid2)),
+        10,
+        "the cancel",
+    )
+    row = await message_row(chat, sid2)
+    assert (row.state, row.stop_reason) == ("stopped", "user")
+    # New sockets are served on both instances and see each other.
+    await tab.stop()
+    await bob_tab.stop()
+    fresh = [
+        await SocketClient.open(RealSocket(one.ws), bob, join=True),
+        await SocketClient.open(RealSocket(two.ws), alice, join=True),
+    ]
+    try:
+        for client in fresh:
+            ids = (await client.call("user-list"))["data"]["user_ids"]
+            assert ids == sorted([alice.id, bob.id])
+    finally:
+        for client in fresh:
+            await client.close()
+
+
+# The membership slot holds keys that the store's scripts reach without declaring
+# them (KEYS[1] only): during a migration such a script runs on the source and
+# writes there keys already moved to the target, so the key exists on both sides and
+# the migration stops (BUSYKEY), as `redis-cli --cluster reshard` would.
+MEMBERSHIP_SPLITS = (
+    "scripts write undeclared keys of a migrating slot on the source (BUSYKEY)"
+)
+
+
+@pytest.mark.parametrize(
+    "moving",
+    [
+        "rooms_and_inboxes",
+        pytest.param(
+            "membership",
+            marks=pytest.mark.xfail(
+                reason=MEMBERSHIP_SPLITS, raises=AssertionError, strict=True
+            ),
+        ),
+    ],
+)
+async def test_slots_move_while_the_fleet_runs(
+    nodes, instances, redis_prefix, people, observe, moving
+):
+    alice, bob = people["alice"], people["bob"]
+    chat = await chat_create(alice)
+    tokens = 160
+    full = fake_tokens(PROMPT, tokens)
+    a_token = token_for(alice)
+    one, two = instances
+    cid = await channel_over_rest(one, a_token, bob.id)
+    tab = await recorded(observe, one, alice)
+    bob_tab = await recorded(observe, two, bob)
+    started = await completion_start(
+        two, alice, chat, tokens=tokens, tps=TOKENS_PER_SECOND
+    )
+    mid = started["message_id"]
+    await tab.until(lambda: len(tab.pieces(mid)) >= 5, 10, "first pieces")
+    sent: list[str] = []
+    quiet = asyncio.Event()
+
+    async def talk():
+        # Room traffic: messages to the channel, stored and sent to its room.
+        while not quiet.is_set():
+            text = f"m{len(sent)}"
+            status, _ = await asyncio.to_thread(
+                http_post,
+                f"{one.http}/api/channels/{cid}/messages/",
+                {"content": text},
+                a_token,
+            )
+            assert status == 201, status
+            sent.append(text)
+            await asyncio.sleep(0.1)
+
+    talking = asyncio.ensure_future(talk())
+    await bob_tab.until(
+        lambda: len(bob_tab.channel_messages()) >= 3, 10, "first messages"
+    )
+    # The slots of the fleet's keys: the rooms' histories (the stream's user room,
+    # the channel's), the instances' inboxes, or membership ({prefix}). An inbox
+    # exists only while it holds messages: its slot comes from the instance's
+    # channel (tagged by the channel's process part, "name!").
+    membership = key_slot(f"{{{redis_prefix}}}".encode())
+    if moving == "membership":
+        slots = {membership}
+    else:
+        slots = await asyncio.to_thread(nodes.slots_of, f"*{redis_prefix}*")
+        channels = nodes.client().hvals(f"{{{redis_prefix}}}:instances")
+        assert len(channels) == 2
+        slots |= {key_slot(c.split("!")[0].encode() + b"!") for c in channels}
+        slots.discard(membership)
+        for room in (f"user:{alice.id}", f"channel:{cid}"):
+            assert key_slot(f"{{{room}}}".encode()) in slots, room
+    began, sent_before = time.monotonic(), len(sent)
+    try:
+        # Twice: each slot moves to the next primary, then to the one after.
+        for _ in range(2):
+            await asyncio.to_thread(nodes.move_slots, sorted(slots), pause=MOVE_PAUSE)
+    finally:
+        quiet.set()
+        await talking  # the last message sent, or why the server refused one
+    took, sent_meanwhile = time.monotonic() - began, len(sent) - sent_before
+    # The stream is complete for the client and in the database.
+    row = await until_done(chat, mid, tokens / TOKENS_PER_SECOND + 30)
+    assert row.content == "".join(full)
+    await tab.until(
+        lambda: any(e.get("type") == "chat:completion" for e in tab.stream(mid)),
+        10,
+        "the end of the stream",
+    )
+    assert tab.pieces(mid) == full
+    # Every message reached the other instance's socket, in order.
+    await bob_tab.until(
+        lambda: len(bob_tab.channel_messages()) >= len(sent), 10, "every message"
+    )
+    assert bob_tab.channel_messages() == sent
+    print(
+        f"reshard: {len(slots)} slots moved twice in {took:.1f}s, "
+        f"{sent_meanwhile} messages meanwhile (of {len(sent)}), {tokens} pieces"
+    )
+    assert sent_meanwhile >= 10  # the traffic ran through the migration
+    for recorder in (tab, bob_tab):
+        assert not recorder.closed and recorder.errors() == []
+        await recorder.stop()
