@@ -131,7 +131,8 @@ def redis_kind(request) -> str:
 
 def pytest_generate_tests(metafunc):
     """Tests marked `also_on_redis_cluster` run on one Redis and on a Redis Cluster."""
-    if metafunc.definition.get_closest_marker("also_on_redis_cluster"):
+    marked = metafunc.definition.get_closest_marker("also_on_redis_cluster")
+    if marked and "redis_kind" in metafunc.fixturenames:
         metafunc.parametrize(
             "redis_kind", ["redis", "redis_cluster"], indirect=True, scope="function"
         )

@@ -2,7 +2,10 @@
 INSTANCE_TTL/3; peers whose key lapsed are reaped; and when our own key lapsed (a long
 pause, or Redis restarted and lost everything) what this instance holds is written
 again, so senders find its sessions and routes, and the hooks registered with
-`events.on_reregister` write theirs (realtime.tasks: its running tasks)."""
+`events.on_reregister` write theirs (realtime.tasks: its running tasks). The first
+renewal that succeeds after one failed re-registers too: a failover (Sentinel, or a
+Redis Cluster promoting a replica) keeps the key but may have lost the writes the
+old primary had not yet replicated, a session that joined or a route just added."""
 
 import logging
 
@@ -17,6 +20,9 @@ log = logging.getLogger(__name__)
 class Liveness:
     """One instance's liveness (a part of the Hub)."""
 
+    # Whether the last renewal failed (Redis unreachable, failing over).
+    _renewal_failed = False
+
     async def _liveness_loop(self) -> None:
         # Every TTL/3: a lapsed peer is reaped at most TTL/3 after its key expires,
         # i.e. within 4/3 TTL of its death (the promise is 2 TTL).
@@ -24,13 +30,18 @@ class Liveness:
 
     async def tick(self) -> None:
         """Renew liveness (re-register if lapsed), reap dead peers."""
-        alive = await self.state.instance_refresh(
-            instance_id=self.instance_id,
-            channel=self.channel,
-            ttl=settings.INSTANCE_TTL,
-        )
-        if not alive:
+        try:
+            alive = await self.state.instance_refresh(
+                instance_id=self.instance_id,
+                channel=self.channel,
+                ttl=settings.INSTANCE_TTL,
+            )
+        except Exception:
+            self._renewal_failed = True
+            raise
+        if not alive or self._renewal_failed:
             await self._reregister()
+            self._renewal_failed = False
         for dead in await self.state.reap_dead_instances():
             log.warning(
                 "reaped instance %s: %d sessions, %d users offline",

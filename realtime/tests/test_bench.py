@@ -184,3 +184,23 @@ def test_the_recovery_benchmark_loses_and_duplicates_nothing():
         "0 by offset, 0 as received"
     )
     assert received == due
+
+
+def test_the_layer_benchmark_measures_both_layers():
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.layer", "--redis-url", REDIS_TEST_URL]
+        + ["--messages", "200", "--members", "5", "--concurrency", "20"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tables = result.stdout.split("channels-redis (one Redis)")
+    assert len(tables) == 2 and tables[0].startswith("\ncluster layer, 200 messages")
+    for table in tables:
+        rows = measure_rows(table)
+        assert len(rows) == 6  # the header row and five measures
+        assert all(
+            float(v.replace(",", "")) > 0 for k, v in rows.items() if k != "measure"
+        )

@@ -140,6 +140,38 @@ async def test_liveness_puts_back_what_a_lapse_lost(redis_settings):
     await tasks.stop_task(task_id)
 
 
+@pytest.mark.redis
+@pytest.mark.also_on_redis_cluster
+async def test_first_renewal_after_an_outage_puts_back_writes_a_failover_lost(
+    redis_settings, monkeypatch
+):
+    # A failover keeps the liveness key but may lose the writes the old primary had
+    # not replicated yet; here a session's record and a route vanish "in the gap".
+    hub = await get_hub()
+    session, _ = await connected(hub, 8)
+    await hub.join(session, "room:z")
+    state = get_state()
+    await state.session_remove(sid=session.sid)
+    await state.route_remove(
+        room="room:z", channel=hub.channel, instance_id=hub.instance_id
+    )
+    await hub.tick()  # the key is there: nothing to put back yet
+    assert await state.session_get(sid=session.sid) is None
+    refresh = state.instance_refresh
+
+    async def unreachable(**kwargs):
+        raise ConnectionError("failing over")
+
+    monkeypatch.setattr(state, "instance_refresh", unreachable)
+    with pytest.raises(ConnectionError):
+        await hub.tick()
+    monkeypatch.setattr(state, "instance_refresh", refresh)
+    await hub.tick()
+    assert (await state.session_get(sid=session.sid)).user_id == 8
+    assert await state.room_sessions(room="room:z") == {session.sid}
+    assert await state.routes_for(rooms=["room:z"]) == {"room:z": {hub.channel}}
+
+
 @pytest.mark.parametrize("kind", ["room.enter", "room.leave"])
 async def test_room_moves_reach_only_the_named_users(backend, kind):
     hub = await get_hub()

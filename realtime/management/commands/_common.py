@@ -28,7 +28,9 @@ def run(coro):
 
 def fleet_mode() -> bool:
     """Whether state is shared in Redis (else it lives inside the server process)."""
-    return bool(settings.REDIS_URL or settings.REDIS_SENTINELS)
+    return bool(
+        settings.REDIS_URL or settings.REDIS_SENTINELS or settings.REDIS_CLUSTER
+    )
 
 
 def require_fleet() -> None:

@@ -20,8 +20,8 @@ import secrets
 
 from django.conf import settings
 
+import realtime.state.redis.scripts as scripts
 from realtime.state.base import HistoryRead
-from realtime.state.redis import scripts
 from realtime.state.redis.client import RedisConnection, ms
 from realtime.state.redis.scripts import Script
 
