@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from realtime.launcher import BASE_DIR, free_port, server_command
 from realtime.state import get_state
@@ -96,18 +97,7 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
         )
         assert f"-{pid}-" in owner
         # The instances share rooms and presence through Redis.
-        alice = await SocketClient.open(
-            RealSocket(f"ws://127.0.0.1:{ports[0]}/ws/"), people["alice"], join=True
-        )
-        bob = await SocketClient.open(
-            RealSocket(f"ws://127.0.0.1:{ports[1]}/ws/"), people["bob"], join=True
-        )
-        try:
-            ids = (await alice.call("user-list"))["data"]["user_ids"]
-            assert ids == sorted([people["alice"].id, people["bob"].id])
-        finally:
-            await alice.close()
-            await bob.close()
+        await _see_each_other(ports, people)
         # A token wrongly put in a URL, on each instance.
         for port in ports:
             await visit(port)
@@ -119,6 +109,23 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
     assert "uvicorn on http://" in text and "realtime.hub instance" in text
     assert_quiet(text)
     assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
+
+
+async def _see_each_other(ports: list[int], people) -> None:
+    """alice on the first instance, bob on the second: each sees both online."""
+    alice = await SocketClient.open(
+        RealSocket(f"ws://127.0.0.1:{ports[0]}/ws/"), people["alice"], join=True
+    )
+    bob = await SocketClient.open(
+        RealSocket(f"ws://127.0.0.1:{ports[1]}/ws/"), people["bob"], join=True
+    )
+    try:
+        ids = sorted([people["alice"].id, people["bob"].id])
+        assert (await alice.call("user-list"))["data"]["user_ids"] == ids
+        assert (await bob.call("user-list"))["data"]["user_ids"] == ids
+    finally:
+        await alice.close()
+        await bob.close()
 
 
 async def _lock_owner():
@@ -151,14 +158,20 @@ def _cluster_line(text: str) -> tuple[list[int], Path]:
     return ports, Path(match.group(2))
 
 
-async def test_fleet_command_on_a_redis_cluster_of_its_own(settings, redis_prefix):
+async def test_fleet_command_on_a_redis_cluster_of_its_own(
+    settings, redis_prefix, people
+):
     ARTIFACTS.mkdir(exist_ok=True)
     ports = [free_port(), free_port()]
-    env = {**cluster_env(redis_prefix, settings.SECRET_KEY), "REDIS_URL": ""}
+    env = {
+        **cluster_env(redis_prefix, settings.SECRET_KEY),
+        "REDIS_URL": "",
+        "WORKER_INTERVAL": "0.5",
+    }
     log_path = ARTIFACTS / "realtime_fleet_cluster.log"
     args = ("--redis-cluster", "--ports", ",".join(map(str, ports)))
     with _fleet_command(log_path, env, *args) as command:
-        await _started(command, log_path)
+        pid = await _started(command, log_path)
         nodes, data = _cluster_line(log_path.read_text())
         assert len(nodes) == 6 and data.is_dir()
         # One cluster of 6: 3 primaries serving every slot, each with a replica.
@@ -177,6 +190,15 @@ async def test_fleet_command_on_a_redis_cluster_of_its_own(settings, redis_prefi
             assert child["REDIS_CLUSTER_NODES"].split(",") == [
                 f"127.0.0.1:{p}" for p in nodes
             ]
+        # And they work on it: presence is shared, the worker's lock is there.
+        await _see_each_other(ports, people)
+        cluster = RedisCluster(host="127.0.0.1", port=nodes[0], decode_responses=True)
+        lock = f"{{{redis_prefix}}}:lock:{LOCK_NAME}"
+        owner = await _until(
+            lambda: asyncio.to_thread(cluster.get, lock), 10, "no lock in the cluster"
+        )
+        assert f"-{pid}-" in owner
+        cluster.close()
     assert command.returncode == 0, log_path.read_text()
     # Stopping the command stopped the fleet and the cluster, and deleted its files.
     assert not any(_healthy(p) for p in ports)

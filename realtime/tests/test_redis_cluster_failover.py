@@ -12,6 +12,9 @@ from redis.crc import key_slot
 from chats.fake_model import fake_tokens
 from chats.models import Message
 from realtime.launcher import Fleet
+from realtime.settings import redis_channel_layer
+from realtime.state import get_state
+from realtime.worker.base import LOCK_NAME
 from testing.clients import RealSocket, SocketClient
 from testing.cluster import ARTIFACTS, channel_over_rest, cluster_env, http_post
 from testing.factories import chat_create, token_for
@@ -52,7 +55,21 @@ def nodes():
 @pytest.fixture
 def instances(nodes, redis_prefix, settings, request):
     """Two uvicorn instances on the cluster, each with its in-process worker (they
-    compete for the leader lock)."""
+    compete for the leader lock); this process's state and layer use it too."""
+    settings.REDIS_URL = nodes.url
+    settings.REDIS_CLUSTER = True
+    settings.REDIS_CLUSTER_NODES = []
+    settings.REDIS_KEY_PREFIX = redis_prefix
+    settings.CHANNEL_LAYERS = {
+        "default": redis_channel_layer(
+            url=nodes.url,
+            sentinels=[],
+            master="",
+            prefix=redis_prefix,
+            cluster=True,
+            nodes=[],
+        )
+    }
     env = {
         **cluster_env(redis_prefix, settings.SECRET_KEY),
         **nodes.fleet_env(),
@@ -157,6 +174,9 @@ async def test_killing_a_primary_mid_stream(
     changes = [(round(at - killed, 1), n) for at, n in watch.samples if at > killed]
     print(f"leaders after the kill (s, count): {changes}")
     assert settled - promoted <= WORKER_LOCK_TIMEOUT
+    # The lock in the cluster names one of the two.
+    owner, _ = await get_state().lock_owner(name=LOCK_NAME)
+    assert any(f"-{server.proc.pid}-" in owner for server in instances), owner
     # Stop works on a second stream, asked on the other instance.
     second = await completion_start(one, alice, chat, tokens=2000, tps=50)
     sid2 = second["message_id"]

@@ -50,8 +50,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not (fleet_mode() or options["redis_cluster"]):
             raise CommandError(
-                "Set REDIS_URL (or REDIS_SENTINELS): instances share rooms and "
-                "presence only through Redis."
+                "Set REDIS_URL (or REDIS_SENTINELS), or pass --redis-cluster: "
+                "instances share rooms and presence only through Redis."
             )
         try:
             ports = [int(p) for p in options["ports"].split(",") if p.strip()]
