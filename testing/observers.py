@@ -48,11 +48,29 @@ class Recorder(Background):
         """Frames with an error: a refused call, or an error event."""
         return [f for f in self.frames if "error" in f or f.get("event") == "error"]
 
+    def delivered(self) -> list[dict]:
+        """The frames as a client applies them: a positioned frame whose offset does
+        not move its room forward is a duplicate and dropped (docs/protocol.md §8)."""
+        last: dict[tuple, int] = {}
+        out = []
+        for frame in self.frames:
+            if "room" in frame and "offset" in frame:
+                where = (frame["room"], frame.get("epoch"))
+                if frame["offset"] <= last.get(where, -1):
+                    continue
+                last[where] = frame["offset"]
+            out.append(frame)
+        return out
+
+    def duplicates(self) -> int:
+        """How many positioned frames arrived again (or out of order)."""
+        return len(self.frames) - len(self.delivered())
+
     def stream(self, message_id: str) -> list[dict]:
-        """The chat events of one assistant message, in order."""
+        """The chat events of one assistant message, as the client applies them."""
         return [
             f["data"]["data"]
-            for f in self.frames
+            for f in self.delivered()
             if f.get("event") == "events" and f["data"]["message_id"] == message_id
         ]
 
@@ -82,7 +100,7 @@ class Recorder(Background):
         """The contents of the channel messages received (events:channel)."""
         return [
             f["data"]["data"]["data"]["content"]
-            for f in self.frames
+            for f in self.delivered()
             if f.get("event") == "events:channel"
             and f["data"]["data"].get("type") == "message"
         ]

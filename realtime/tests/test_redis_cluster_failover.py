@@ -107,6 +107,17 @@ async def recorded(observe, server, user) -> Recorder:
     return observe(Recorder(client))
 
 
+def diverging(pieces: list[str], full: list[str], tab: Recorder, mid: str) -> str:
+    """Where the received pieces stop following the text, with their positions."""
+    at = next((i for i, (a, b) in enumerate(zip(pieces, full)) if a != b), None)
+    frames = [
+        (f["offset"], f["data"]["data"].get("type"))
+        for f in tab.frames
+        if f.get("event") == "events" and f["data"]["message_id"] == mid
+    ]
+    return f"{len(pieces)} pieces, first different at {at}; frames {frames}"
+
+
 @database_sync_to_async
 def message_row(chat, message_id) -> Message:
     return Message.objects.get(chat=chat, message_id=message_id)
@@ -159,11 +170,12 @@ async def test_killing_a_primary_mid_stream(
     # What the client got is in order; what the gap lost is bounded.
     pieces = tab.pieces(mid)
     it = iter(full)
-    assert all(piece in it for piece in pieces)
+    assert all(piece in it for piece in pieces), diverging(pieces, full, tab, mid)
     lost = tokens - len(pieces)
     print(
         f"failover: promoted {promoted - killed:.1f}s after the kill, "
-        f"{before} pieces before it, {lost} of {tokens} lost"
+        f"{before} pieces before it, {lost} of {tokens} lost, "
+        f"{tab.duplicates()} frames again"
     )
     assert lost <= LOST_IN_GAP, lost
     for recorder in (tab, bob_tab):
