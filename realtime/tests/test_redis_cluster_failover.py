@@ -13,7 +13,8 @@ from chats.fake_model import fake_tokens
 from chats.models import Message
 from realtime.launcher import Fleet
 from realtime.settings import redis_channel_layer
-from realtime.state import get_state
+from realtime.state import RedisState, get_state
+from realtime.state.redis.history import room_tag
 from realtime.worker.base import LOCK_NAME
 from testing.clients import RealSocket, SocketClient
 from testing.cluster import ARTIFACTS, channel_over_rest, cluster_env, http_post
@@ -109,7 +110,9 @@ async def recorded(observe, server, user) -> Recorder:
 
 def diverging(pieces: list[str], full: list[str], tab: Recorder, mid: str) -> str:
     """Where the received pieces stop following the text, with their positions."""
-    at = next((i for i, (a, b) in enumerate(zip(pieces, full)) if a != b), None)
+    at = next(
+        (i for i, (a, b) in enumerate(zip(pieces, full, strict=False)) if a != b), None
+    )
     frames = [
         (f["offset"], f["data"]["data"].get("type"))
         for f in tab.frames
@@ -328,3 +331,46 @@ async def test_slots_move_while_the_fleet_runs(
     for recorder in (tab, bob_tab):
         assert not recorder.closed and recorder.errors() == []
         await recorder.stop()
+
+
+async def test_stored_appends_keep_their_positions_when_the_routes_node_fails(
+    nodes, redis_prefix
+):
+    """On a cluster a room's history and the routes live on different primaries:
+    when the routes' primary dies after the appends were stored, the caller still
+    gets their positions (routes None, so the outbox retries only the sends) and
+    nothing is stored twice."""
+    every_node = [("127.0.0.1", port) for port in nodes.ports]
+    store = RedisState(
+        url=nodes.url, cluster=True, cluster_nodes=every_node, prefix=redis_prefix
+    )
+    routes_at = nodes.primary_of(f"{{{redis_prefix}}}")
+    room = next(
+        f"chat:{n}"
+        for n in range(100)
+        if nodes.primary_of(room_tag(f"chat:{n}")) != routes_at
+    )
+    # The routes' slot stays down (its replica dies too) and the others serve on:
+    # the routes read must fail, however long the client retries.
+    for port in nodes.live_ports():
+        nodes.node(port).config_set("cluster-require-full-coverage", "no")
+    try:
+        first, _ = await store.history_publish(
+            appends=[(room, '{"n":1}')], rooms=[room]
+        )
+        # Its scripts loaded now: loading them later asks every primary, the dead
+        # one too, and fails.
+        await store.history_read(room=room, epoch=first[0][0], offset=0, limit=10)
+        nodes.kill(nodes.replica_of(routes_at))
+        nodes.kill(routes_at)
+        positions, routes = await store.history_publish(
+            appends=[(room, '{"n":2}')], rooms=[room]
+        )
+        assert routes is None and positions[0][1] == 2
+    finally:
+        await store.close()
+    # The second record was stored once, at offset 2 (read on its node itself: the
+    # history's list, "offset|ms|record" each).
+    history_at = nodes.primary_of(room_tag(room))
+    stored = nodes.node(history_at).lrange(f"{redis_prefix}:h:{room_tag(room)}", 0, -1)
+    assert [int(item.split("|", 1)[0]) for item in stored] == [1, 2]
