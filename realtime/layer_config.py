@@ -4,8 +4,14 @@ use (its scripts touch keys of several slots)."""
 
 from urllib.parse import urlparse
 
+import redis
+from redis.driver_info import DriverInfo
+
 # Seconds to wait for a TCP connection to a Redis node before trying again.
 CONNECT_TIMEOUT = 5
+# Given to channels-redis's connections so that each new one does not ask
+# importlib.metadata for redis-py's version (0.75 ms a connection in redis-py 8.1).
+DRIVER_INFO = DriverInfo(lib_version=redis.__version__)
 
 
 def redis(
@@ -37,6 +43,7 @@ def redis(
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "max_connections": max_connections,
+        "driver_info": DRIVER_INFO,
     }
     if sentinels:
         host.update({"sentinels": sentinels, "master_name": master})

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlparse
 
 import redis
+from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.driver_info import DriverInfo
@@ -45,6 +46,39 @@ def startup_nodes(url: str, nodes: list[str]) -> list[ClusterNode]:
     return out
 
 
+# Where the layer's keyed commands (EVALSHA aside, which redis-py routes by its
+# numkeys) carry their keys: BLMPOP after its timeout and numkeys, DEL all its
+# arguments, the others their first argument.
+FIRST_KEY_COMMANDS = {"ZREM", "ZADD", "LLEN", "EXPIRE", "PEXPIRE", "TYPE"}
+
+
+# redis-py otherwise fetches and parses COMMAND (all of Redis's command table, about
+# 0.25 s of CPU here) whenever a client starts or re-reads the slot map after a
+# failure, and asks the server with COMMAND GETKEYS before every BLMPOP: one more
+# round trip, to a node that may be the one that died.
+class LayerCommands(AsyncCommandsParser):
+    """redis-py's key finder, told the keys of the layer's own commands."""
+
+    async def initialize(self, node: ClusterNode | None = None) -> None:
+        """Remember the node; COMMAND is fetched only if a command needs it."""
+        if node is not None:
+            self.node = node
+        self.commands = {}
+
+    async def get_keys(self, *args):
+        """The keys of a command, without asking Redis for the layer's own."""
+        name = str(args[0]).upper()
+        if name == "BLMPOP":
+            return args[3 : 3 + int(args[2])]
+        if name == "DEL":
+            return args[1:]
+        if name in FIRST_KEY_COMMANDS and len(args) > 1:
+            return args[1:2]
+        if not self.commands:
+            await super().initialize()
+        return await super().get_keys(*args)
+
+
 class ClusterClients:
     """The clients of each event loop (redis.asyncio connections belong to one)."""
 
@@ -57,15 +91,11 @@ class ClusterClients:
         max_connections: int,
         cleanup: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        parsed = urlparse(url) if url else None
+        parsed = urlparse(url or "")
         self.options = {
             "startup_nodes": startup_nodes(url, nodes),
-            "username": unquote(parsed.username)
-            if parsed and parsed.username
-            else None,
-            "password": unquote(parsed.password)
-            if parsed and parsed.password
-            else None,
+            "username": unquote(parsed.username) if parsed.username else None,
+            "password": unquote(parsed.password) if parsed.password else None,
             "decode_responses": False,
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": CONNECT_TIMEOUT,
@@ -83,6 +113,7 @@ class ClusterClients:
         if client is None:
             retry = Retry(ExponentialWithJitterBackoff(RETRY_CAP, RETRY_BASE), RETRIES)
             client = RedisCluster(retry=retry, **self.options)
+            client.commands_parser = LayerCommands()
             self._clients[loop] = client
             _before_close(loop, self._cleanup)
         return client

@@ -39,11 +39,17 @@ class Inbox:
         buffer_size: int,
         batch: int,
         blocking_timeout: float,
+        expiry: float,
     ) -> None:
         self.client = client
         self.key = key
         self.batch = batch
         self.blocking_timeout = blocking_timeout
+        # Buffers of channels nobody receives from any more (a consumer that left)
+        # are dropped once all they hold has expired; looking more often than
+        # messages expire would find nothing new.
+        self.sweep_every = expiry
+        self._swept = time.monotonic()
         # Past buffer_size a channel's oldest buffered message is dropped, as
         # channels-redis's receive buffers do.
         self.buffers: defaultdict[str, deque] = defaultdict(
@@ -81,6 +87,16 @@ class Inbox:
                 return message
         return None
 
+    def _sweep(self) -> None:
+        if time.monotonic() - self._swept < self.sweep_every:
+            return
+        self._swept = time.monotonic()
+        now = time.time()
+        for channel, buffer in list(self.buffers.items()):
+            # Empty, or its newest message expired: nothing left to deliver.
+            if (not buffer or buffer[-1][0] < now) and not self.waiters.get(channel):
+                del self.buffers[channel]
+
     def _reader(self, loop: asyncio.AbstractEventLoop, source: str) -> asyncio.Task:
         task = self.readers.get((loop, source))
         if task is None or task.done():
@@ -89,7 +105,9 @@ class Inbox:
         return task
 
     def _waited(self, source: str) -> bool:
-        return any(self._source(ch) == source for ch, w in self.waiters.items() if w)
+        # A copy: receivers on other threads' loops may add waiters meanwhile.
+        waited = list(self.waiters.items())
+        return any(self._source(ch) == source for ch, w in waited if w)
 
     @staticmethod
     def _source(channel: str) -> str:
@@ -114,6 +132,7 @@ class Inbox:
                 backoff = BACKOFF_MIN
                 if reply:
                     self._deliver(reply[1])
+                self._sweep()
                 continue
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)

@@ -67,6 +67,10 @@ class RedisClusterChannelLayer(BaseChannelLayer):
                 f"socket_timeout ({socket_timeout}) must exceed blocking_timeout "
                 f"({blocking_timeout}), or idle reads fail at the socket"
             )
+        if "{" in prefix or "}" in prefix:
+            # Redis hashes the first {...} of a key: the prefix's would put every
+            # key in one slot.
+            raise ValueError(f"prefix {prefix!r} must not contain braces")
         self.prefix = prefix
         self.group_expiry = group_expiry
         self.client_prefix = uuid.uuid4().hex
@@ -83,6 +87,7 @@ class RedisClusterChannelLayer(BaseChannelLayer):
             buffer_size=capacity,
             batch=receive_batch,
             blocking_timeout=blocking_timeout,
+            expiry=expiry,
         )
 
     # --- keys: the braces are the hash tag, so each key has its name's slot ------

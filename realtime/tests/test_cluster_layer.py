@@ -3,11 +3,13 @@
 import asyncio
 import logging
 import time
+import traceback
+from importlib import metadata
 
 import pytest
 from channels.exceptions import ChannelFull
-from redis.crc import key_slot
 
+import realtime.cluster_layer.scripts as scripts
 from realtime.cluster_layer import RedisClusterChannelLayer
 from testing.redis_cluster import RedisClusterProcesses
 
@@ -242,69 +244,92 @@ async def test_receives_cancelled_at_random_lose_nothing(layers):
     assert got == list(range(sent))
 
 
-@pytest.mark.cluster
-async def test_the_reader_survives_a_failover(redis_prefix, caplog):
-    nodes = RedisClusterProcesses().start()
-    layer = make_layer(nodes, redis_prefix, blocking_timeout=1, socket_timeout=5)
-    try:
-        channel = await layer.new_channel(prefix="rt-instance.")
-        source = layer.non_local_name(channel)
-        key = layer._channel_key(source).decode()
-        primary = nodes.client().get_node_from_key(key).port
-        replica = nodes.replica_of(primary)
-        waiting = asyncio.create_task(layer.receive(channel))
-        await asyncio.sleep(0.3)
-        reader = layer.inbox.readers[(asyncio.get_running_loop(), source)]
-        with caplog.at_level(logging.WARNING, logger="realtime.cluster_layer.inbox"):
-            nodes.kill(primary)
-            await asyncio.to_thread(nodes.wait_primary, replica)
-            await layer.send(channel, {"type": "after.failover"})
-            assert await asyncio.wait_for(waiting, 15) == {"type": "after.failover"}
-        assert not reader.done()
-        assert layer.inbox.readers[(asyncio.get_running_loop(), source)] is reader
-        assert "layer reader of" in caplog.text
-        await layer.send(channel, {"type": "again"})
-        assert await receive(layer, channel) == {"type": "again"}
-    finally:
-        await layer.close()
-        nodes.stop()
+async def test_buffers_of_channels_nobody_receives_are_dropped(layers):
+    layer = layers(expiry=1)
+    gone, alive = await layer.new_channel(), await layer.new_channel()
+    await layer.send(gone, {"type": "never.received"})
+    await layer.send(alive, {"type": "m"})
+    assert (await receive(layer, alive))["type"] == "m"
+    assert gone in layer.inbox.buffers  # popped with alive's message
+    await asyncio.sleep(1.2)
+    await layer.send(alive, {"type": "m"})
+    assert (await receive(layer, alive))["type"] == "m"
+    assert gone not in layer.inbox.buffers
 
 
-def first_slot_of(nodes: RedisClusterProcesses, port: int) -> int:
-    """The lowest slot the primary on `port` serves (redis-cli reshard moves it)."""
-    ranges = nodes.node(port).execute_command("CLUSTER", "SLOTS")
-    return min(int(r[0]) for r in ranges if int(r[2][1]) == port)
+def test_a_prefix_with_braces_is_refused(redis_cluster):
+    with pytest.raises(ValueError, match="braces"):
+        make_layer(redis_cluster, "rt{x}")
 
 
-@pytest.mark.cluster
-async def test_messages_flow_while_their_slot_migrates(redis_prefix):
-    nodes = RedisClusterProcesses().start()
-    layer = make_layer(nodes, redis_prefix, blocking_timeout=1, socket_timeout=5)
-    try:
-        source, target = nodes.primary_ports()[:2]
-        slot = first_slot_of(nodes, source)
-        channel = next(
-            name
-            for name in (f"moving-{n}" for n in range(200_000))
-            if key_slot(layer._channel_key(name)) == slot
-        )
-        for n in range(50):
-            await layer.send(channel, {"type": "m", "n": n})
-        got: list[int] = []
+async def test_scripts_the_nodes_lost_are_loaded_again(layers, redis_cluster):
+    layer = layers()
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    await layer.group_add("room", "shared-member")
+    # As a promoted replica or a restarted node that never loaded them.
+    for port in redis_cluster.primary_ports():
+        redis_cluster.node(port).script_flush()
+    await layer.send(channel, {"type": "direct"})
+    for port in redis_cluster.primary_ports():
+        redis_cluster.node(port).script_flush()
+        # Only the members script: the send scripts of the pipeline meet NOSCRIPT.
+        redis_cluster.node(port).script_load(scripts.GROUP_MEMBERS.source)
+    await layer.group_send("room", {"type": "group"})
+    assert [(await receive(layer, channel))["type"] for _ in range(2)] == [
+        "direct",
+        "group",
+    ]
+    assert (await receive(layer, "shared-member"))["type"] == "group"
 
-        async def consume() -> None:
-            while len(got) < 100:
-                got.append((await layer.receive(channel))["n"])
-                await asyncio.sleep(0.02)  # still popping while the slot moves
 
-        consumer = asyncio.create_task(consume())
-        await asyncio.to_thread(nodes.reshard, source, target, 1)
-        key = layer._channel_key(channel).decode()
-        assert nodes.client().get_node_from_key(key).port == target
-        for n in range(50, 100):
-            await layer.send(channel, {"type": "m", "n": n})
-        await asyncio.wait_for(consumer, 30)
-        assert got == list(range(100))
-    finally:
-        await layer.close()
-        nodes.stop()
+async def test_clients_and_connections_do_not_look_up_redis_py_version(
+    layers, monkeypatch
+):
+    looked_up: list[str] = []
+    real = metadata.version
+
+    def version(name: str) -> str:
+        if name == "redis":  # other packages may look theirs up meanwhile
+            looked_up.append("".join(traceback.format_stack(limit=6)))
+        return real(name)
+
+    monkeypatch.setattr(metadata, "version", version)
+    layer = layers()
+    # Many at once: the pools open many connections on every primary.
+    await asyncio.gather(*(layer.send(f"c{n}", {"type": "m"}) for n in range(200)))
+    assert looked_up == []
+
+
+async def test_no_command_table_or_getkeys_round_trips(layers, redis_cluster):
+    ports = redis_cluster.live_ports()
+    for port in ports:
+        redis_cluster.node(port).config_resetstat()
+    layer = layers()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "m"})
+    assert (await receive(layer, channel))["type"] == "m"
+    await layer.group_add("room", channel)
+    await layer.group_send("room", {"type": "g"})
+    await layer.group_discard("room", channel)
+    assert (await receive(layer, channel))["type"] == "g"
+    await layer.flush()
+    stats = {}
+    for port in ports:
+        stats.update(redis_cluster.node(port).info("commandstats"))
+    assert "cmdstat_blmpop" in stats  # what was counted is this test's
+    assert not [name for name in stats if name.startswith("cmdstat_command")]
+
+
+def test_config_takes_credentials_from_the_url_and_nodes_as_host_port():
+    layer = RedisClusterChannelLayer(
+        url="redis://layer:p%40ss@10.0.0.1:7000", nodes=["10.0.0.2:7001"]
+    )
+    options = layer.clients.options
+    assert (options["username"], options["password"]) == ("layer", "p@ss")
+    assert [n.name for n in options["startup_nodes"]] == [
+        "10.0.0.1:7000",
+        "10.0.0.2:7001",
+    ]
+    with pytest.raises(ValueError, match="must exceed"):
+        RedisClusterChannelLayer(url="redis://h:1", socket_timeout=5)

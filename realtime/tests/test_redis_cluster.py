@@ -102,3 +102,29 @@ async def test_history_spreads_over_every_primary_and_membership_is_one_slot(
     membership = redis_cluster.keys_per_primary(f"{store.p}:*")
     assert sorted(membership.values())[:2] == [0, 0], membership
     assert await store.room_counts() == {}
+
+
+@pytest.mark.parametrize("on_cluster", [False, True], ids=["redis", "redis_cluster"])
+async def test_new_state_connections_never_look_the_client_version_up(
+    on_cluster, redis_cluster, monkeypatch
+):
+    # redis-py would call importlib.metadata.version per connection (0.75 ms each).
+    import importlib.metadata
+
+    from testing.services import REDIS_TEST_URL
+
+    looked_up = []
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: looked_up.append(name) or real(name)
+    )
+    url = redis_cluster.url if on_cluster else REDIS_TEST_URL
+    store = RedisState(
+        url=url, cluster=on_cluster, prefix=f"rt-test-{uuid.uuid4().hex}"
+    )
+    try:
+        await store.session_add(sid="s", user_id=1, instance_id="i", channel="c")
+        await store.flush()
+    finally:
+        await store.close()
+    assert looked_up == []
