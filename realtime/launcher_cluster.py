@@ -23,6 +23,9 @@ PRIMARIES = 3
 # over. Tests pass a shorter one so that a failover takes seconds.
 NODE_TIMEOUT_MS = 15000
 SLOTS = 16384
+# A fleet's liveness must outlast a failover (the node timeout, then an election of
+# a second or so), or the instances reap each other's sessions meanwhile.
+INSTANCE_TTL_PER_NODE_TIMEOUT = 2
 # Each node also listens on its port + 10000 (the cluster bus), so ports stay below
 # 55536, and both must be free.
 BUS_OFFSET = 10000
@@ -81,12 +84,14 @@ class LocalRedisCluster:
 
     def fleet_env(self) -> dict[str, str]:
         """The environment that runs a fleet on this cluster."""
+        ttl = INSTANCE_TTL_PER_NODE_TIMEOUT * self.node_timeout_ms / 1000
         return {
             "REDIS_CLUSTER": "true",
             "REDIS_URL": self.url,
             "REDIS_CLUSTER_NODES": self.nodes,
             # The cluster replaces any Redis of the environment, Sentinels too.
             "REDIS_SENTINELS": "",
+            "INSTANCE_TTL": f"{ttl:g}",
         }
 
     def node(self, port: int) -> redis.Redis:

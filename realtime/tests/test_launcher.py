@@ -167,6 +167,7 @@ async def test_fleet_command_on_a_redis_cluster_of_its_own(
         **cluster_env(redis_prefix, settings.SECRET_KEY),
         "REDIS_URL": "",
         "WORKER_INTERVAL": "0.5",
+        "INSTANCE_TTL": "",  # the command's own: twice the node timeout
     }
     log_path = ARTIFACTS / "realtime_fleet_cluster.log"
     args = ("--redis-cluster", "--ports", ",".join(map(str, ports)))
@@ -190,6 +191,7 @@ async def test_fleet_command_on_a_redis_cluster_of_its_own(
             assert child["REDIS_CLUSTER_NODES"].split(",") == [
                 f"127.0.0.1:{p}" for p in nodes
             ]
+            assert child["INSTANCE_TTL"] == "30"  # Redis's 15 s node timeout, twice
         # And they work on it: presence is shared, the worker's lock is there.
         await _see_each_other(ports, people)
         cluster = RedisCluster(host="127.0.0.1", port=nodes[0], decode_responses=True)

@@ -65,6 +65,8 @@ class Command(BaseCommand):
         redis_cluster = LocalRedisCluster() if options["redis_cluster"] else None
         if redis_cluster is not None:
             env.update(redis_cluster.fleet_env())
+            if os.environ.get("INSTANCE_TTL"):
+                env["INSTANCE_TTL"] = os.environ["INSTANCE_TTL"]  # the operator's
         fleet = Fleet(
             env=env,
             servers=[options["server"]] * len(ports),
