@@ -57,9 +57,12 @@ def nodes():
 def instances(nodes, redis_prefix, settings, request):
     """Two uvicorn instances on the cluster, each with its in-process worker (they
     compete for the leader lock); this process's state and layer use it too."""
+    # Every node a startup node, as REDIS_CLUSTER_NODES: REDIS_URL's may be the one
+    # a test kills.
+    every_node = [("127.0.0.1", port) for port in nodes.ports]
     settings.REDIS_URL = nodes.url
     settings.REDIS_CLUSTER = True
-    settings.REDIS_CLUSTER_NODES = []
+    settings.REDIS_CLUSTER_NODES = every_node
     settings.REDIS_KEY_PREFIX = redis_prefix
     settings.CHANNEL_LAYERS = {
         "default": redis_channel_layer(
@@ -68,7 +71,7 @@ def instances(nodes, redis_prefix, settings, request):
             master="",
             prefix=redis_prefix,
             cluster=True,
-            nodes=[],
+            nodes=every_node,
         )
     }
     env = {
