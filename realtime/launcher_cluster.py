@@ -19,13 +19,17 @@ REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
 # The smallest cluster that survives losing a primary: each of 3 primaries has a
 # replica to promote, and a majority of primaries (2 of 3) votes for it.
 PRIMARIES = 3
-# Redis's own default: how long a node may be unreachable before its replica takes
-# over. Tests pass a shorter one so that a failover takes seconds.
-NODE_TIMEOUT_MS = 15000
+# How long a node may be unreachable before its replica takes over: the value of
+# Redis's cluster tutorial (its default, 15 s, makes every failover 15 s long).
+# Tests pass a shorter one so that a failover takes seconds.
+NODE_TIMEOUT_MS = 5000
 SLOTS = 16384
-# A fleet's liveness must outlast a failover (the node timeout, then an election of
-# a second or so), or the instances reap each other's sessions meanwhile.
-INSTANCE_TTL_PER_NODE_TIMEOUT = 2
+# A fleet's liveness must outlast a failover, or the instances reap each other's
+# sessions meanwhile. An instance renews every INSTANCE_TTL/3, and after a renewal
+# that failed (it can hang until the promotion) it tries again a third later: the
+# TTL must exceed three failovers (node timeout plus an election, about 1.3 node
+# timeouts).
+INSTANCE_TTL_PER_NODE_TIMEOUT = 4
 # Each node also listens on its port + 10000 (the cluster bus), so ports stay below
 # 55536, and both must be free.
 BUS_OFFSET = 10000
