@@ -79,6 +79,23 @@ def http_request(
         return err.code, json.load(err)
 
 
+async def channel_over_rest(server, token: str, *member_ids: int) -> int:
+    """Create a channel on a server process over REST, with members; its id."""
+    status, channel = await asyncio.to_thread(
+        http_post, f"{server.http}/api/channels/", {"name": "team"}, token
+    )
+    assert status == 201, channel
+    for user_id in member_ids:
+        status, body = await asyncio.to_thread(
+            http_post,
+            f"{server.http}/api/channels/{channel['id']}/members/",
+            {"user_id": user_id},
+            token,
+        )
+        assert status == 201, body
+    return channel["id"]
+
+
 # --- What a server logs --------------------------------------------------------------
 
 SECRET = "query-secret-7f3a"

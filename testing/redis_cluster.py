@@ -1,76 +1,43 @@
-"""A real Redis Cluster of the tests' own: 3 primaries and 3 replicas of Debian's
-redis-server on loopback ports, joined by `redis-cli --cluster create`.
+"""A real Redis Cluster of the tests' own: realtime.launcher_cluster's 3 primaries and
+3 replicas, with a short node timeout and what tests do to it (kill, reshard, scan).
 
 One is started per test run, on first use (the `redis_cluster` fixture), and every
 test works under its own key prefix, as on the shared Redis. Tests that kill or
 reshard nodes use a `RedisClusterProcesses` of their own.
 """
 
-import random
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 
-REDIS_SERVER = shutil.which("redis-server") or "redis-server"
-REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
-PRIMARIES = 3
+from realtime.launcher_cluster import (
+    PRIMARIES,
+    REDIS_CLI,
+    SLOTS,
+    LocalRedisCluster,
+)
+
+__all__ = ["NODE_TIMEOUT_MS", "PRIMARIES", "SLOTS", "RedisClusterProcesses"]
+
 # How long a node may be unreachable before its replica takes over: short, so that a
 # failover test waits seconds (production keeps Redis's default of 15 s).
 NODE_TIMEOUT_MS = 2000
-SLOTS = 16384
+# redis-cli moves this many keys per MIGRATE: small batches keep each step short, so
+# clients meet ASK redirections mid-slot, as in a production reshard.
+RESHARD_PIPELINE = 10
+RESHARD_TIMEOUT = 120
+# MIGRATE's own timeout (ms) for one batch of keys between two local nodes.
+MIGRATE_TIMEOUT_MS = 5000
 
 
-# Each node also listens on its port + 10000 (the cluster bus), so ports stay below
-# 55536, and both must be free.
-BUS_OFFSET = 10000
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _free_ports(n: int) -> list[int]:
-    """n ports from 20000-45000 whose cluster-bus ports are free too."""
-    out: list[int] = []
-    for port in random.sample(range(20000, 45000), 400):
-        if _free(port) and _free(port + BUS_OFFSET):
-            out.append(port)
-            if len(out) == n:
-                return out
-    raise RuntimeError("no free ports for a Redis Cluster")
-
-
-class RedisClusterProcesses:
+class RedisClusterProcesses(LocalRedisCluster):
     """Six redis-servers in cluster mode: ports[:3] start as primaries."""
 
     def __init__(self, primaries: int = PRIMARIES) -> None:
-        self.ports = _free_ports(primaries * 2)
-        self.primaries_at_start = self.ports[:primaries]
-        self.dir = Path(tempfile.mkdtemp(prefix="rt-redis-cluster-"))
-        self.procs: dict[int, subprocess.Popen] = {}
-
-    # --- addresses ------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """REDIS_URL of the fleet: any one node (the client discovers the rest)."""
-        return f"redis://127.0.0.1:{self.ports[0]}/0"
-
-    @property
-    def nodes(self) -> str:
-        """REDIS_CLUSTER_NODES: every node, comma-separated host:port."""
-        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        super().__init__(primaries, node_timeout_ms=NODE_TIMEOUT_MS)
 
     def client(self) -> RedisCluster:
         """A synchronous cluster client (text replies), for checks."""
@@ -79,108 +46,36 @@ class RedisClusterProcesses:
             decode_responses=True,
         )
 
-    def node(self, port: int) -> redis.Redis:
-        """A plain client of one node."""
-        return redis.Redis(
-            host="127.0.0.1", port=port, decode_responses=True, socket_timeout=5
-        )
+    def slot_ranges(self) -> dict[int, list[tuple[int, int]]]:
+        """The slot ranges each primary serves, as a live node sees them."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        rows = self.node(self.live_ports()[0]).execute_command("CLUSTER", "SLOTS")
+        for first, last, primary, *_ in rows:
+            out.setdefault(int(primary[1]), []).append((int(first), int(last)))
+        return out
 
-    def live_ports(self) -> list[int]:
-        return [p for p, proc in self.procs.items() if proc.poll() is None]
+    def primary_of(self, key: str) -> int:
+        """The port of the primary that serves `key`'s slot (its hash tag's)."""
+        return self.primary_of_slot(key_slot(key.encode()))
 
-    def primary_ports(self) -> list[int]:
-        """The ports of the nodes that serve slots now."""
-        out = []
-        for port in self.live_ports():
-            info = self.node(port).execute_command("ROLE")
-            if info[0] == "master":
-                out.append(port)
-        return sorted(out)
+    def primary_of_slot(self, slot: int) -> int:
+        """The port of the primary that serves `slot`."""
+        for port, ranges in self.slot_ranges().items():
+            if any(first <= slot <= last for first, last in ranges):
+                return port
+        raise AssertionError(f"slot {slot} is not served")
 
-    # --- life -------------------------------------------------------------------
+    def slots_of(self, match: str) -> set[int]:
+        """The slots of every key matching `match`, on every primary."""
+        return {
+            key_slot(key.encode())
+            for port in self.primary_ports()
+            for key in self.node(port).scan_iter(match=match, count=1000)
+        }
 
-    def start(self) -> "RedisClusterProcesses":
-        for port in self.ports:
-            self.start_node(port)
-        subprocess.run(
-            [REDIS_CLI, "--cluster", "create"]
-            + [f"127.0.0.1:{p}" for p in self.ports]
-            + ["--cluster-replicas", "1", "--cluster-yes"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        self.wait_ok()
-        self.wait_replicas_synced()
-        return self
-
-    def wait_replicas_synced(self, timeout: float = 30) -> None:
-        """Until every live replica has synchronised with its primary: one that never
-        did holds no data and is never promoted."""
-        deadline = time.monotonic() + timeout
-        while True:
-            links = [
-                info.get("master_link_status")
-                for info in (
-                    self.node(p).info("replication") for p in self.live_ports()
-                )
-                if info["role"] == "slave"
-            ]
-            if links and all(link == "up" for link in links):
-                return
-            assert time.monotonic() < deadline, f"replicas never synchronised: {links}"
-            time.sleep(0.1)
-
-    def start_node(self, port: int) -> None:
-        """Start (or restart) one node with its own nodes.conf."""
-        self.procs[port] = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1"]
-            + [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-node-timeout",
-                str(NODE_TIMEOUT_MS),
-            ]
-            + ["--cluster-config-file", f"nodes-{port}.conf", "--dir", str(self.dir)]
-            + ["--save", "", "--appendonly", "no", "--protected-mode", "no"]
-            + ["--logfile", str(self.dir / f"redis-{port}.log")],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.node(port).ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, (
-                    f"redis-server :{port} did not start"
-                )
-                time.sleep(0.05)
-
-    def wait_ok(self, timeout: float = 30) -> None:
-        """Until every live node says cluster_state:ok, every slot is served, and the
-        nodes agree on which node serves the first slot of each primary."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                states = [self.node(p).cluster("info") for p in self.live_ports()]
-                if (
-                    all(
-                        s["cluster_state"] == "ok"
-                        and int(s["cluster_slots_ok"]) == SLOTS
-                        for s in states
-                    )
-                    and len({self._slot_owner(p) for p in self.live_ports()}) == 1
-                ):
-                    return
-            except redis.RedisError:
-                pass
-            assert time.monotonic() < deadline, "the Redis Cluster never became ok"
-            time.sleep(0.1)
-
-    def _slot_owner(self, port: int) -> tuple:
-        slots = self.node(port).execute_command("CLUSTER", "SLOTS")
-        return tuple(sorted((int(r[0]), int(r[2][1])) for r in slots))
+    def slot_count(self, port: int) -> int:
+        """How many slots the primary on `port` serves."""
+        return sum(last - first + 1 for first, last in self.slot_ranges().get(port, []))
 
     def kill(self, port: int) -> None:
         """SIGKILL one node."""
@@ -214,12 +109,64 @@ class RedisClusterProcesses:
             [REDIS_CLI, "--cluster", "reshard", f"127.0.0.1:{target}"]
             + ["--cluster-from", ids[source], "--cluster-to", ids[target]]
             + ["--cluster-slots", str(slots), "--cluster-yes"]
-            + ["--cluster-pipeline", "10"],
+            + ["--cluster-pipeline", str(RESHARD_PIPELINE)],
             check=True,
             capture_output=True,
-            timeout=120,
+            timeout=RESHARD_TIMEOUT,
         )
         self.wait_ok()
+
+    def move_slots(self, slots: list[int], *, pause: float = 0.0) -> dict[int, int]:
+        """Migrate each slot, with its keys, to the next primary after its owner, as
+        `redis-cli --cluster reshard` does (IMPORTING/MIGRATING, MIGRATE in batches,
+        then SETSLOT NODE everywhere), waiting `pause` between steps so that clients
+        meet the migrating slot (ASK) and then its new owner (MOVED). Returns
+        {slot: new owner port}."""
+        primaries = self.primary_ports()
+        ids = {p: self.node(p).execute_command("CLUSTER", "MYID") for p in primaries}
+        moved = {}
+        for slot in slots:
+            source = self.primary_of_slot(slot)
+            target = primaries[(primaries.index(source) + 1) % len(primaries)]
+            src, dst = self.node(source), self.node(target)
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+            time.sleep(pause)
+            while keys := src.execute_command(
+                "CLUSTER", "GETKEYSINSLOT", slot, RESHARD_PIPELINE
+            ):
+                try:
+                    src.execute_command(
+                        "MIGRATE", "127.0.0.1", target, "", 0, MIGRATE_TIMEOUT_MS,
+                        "KEYS", *keys,
+                    )  # fmt: skip
+                except redis.ResponseError as err:
+                    if "BUSYKEY" not in str(err):
+                        raise
+                    # A key on both sides: written on the target (ASK: the source
+                    # did not have it) and then again on the source, e.g. by a
+                    # script that reached a key it did not declare.
+                    both = [k for k in keys if self._importing_has(dst, k)]
+                    raise AssertionError(
+                        f"slot {slot}: {both} written on both sides of a migration"
+                    ) from err
+                time.sleep(pause)
+            # The target first: once the source lets go, the target must own it.
+            for port in [target, source, *set(primaries) - {source, target}]:
+                self.node(port).execute_command(
+                    "CLUSTER", "SETSLOT", slot, "NODE", ids[target]
+                )
+            moved[slot] = target
+        self.wait_ok()
+        return moved
+
+    @staticmethod
+    def _importing_has(node: redis.Redis, key: str) -> bool:
+        """Whether a node that imports the key's slot holds it (ASKING first)."""
+        pipe = node.pipeline(transaction=False)
+        pipe.execute_command("ASKING")
+        pipe.exists(key)
+        return bool(pipe.execute()[1])
 
     def keys_per_primary(self, match: str) -> dict[int, int]:
         """How many keys matching `match` each primary holds (SCAN on each)."""
@@ -237,10 +184,3 @@ class RedisClusterProcesses:
                     node.delete(key)
                 except redis.ResponseError:
                     pass  # moved meanwhile
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,7 +1,9 @@
 """docker-compose.yml and nginx.conf stay in step with the code (no Docker here)."""
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -10,11 +12,19 @@ import yaml
 from django.conf import settings
 
 from realtime.launcher import server_command
+from realtime.launcher_cluster import INSTANCE_TTL_PER_NODE_TIMEOUT, LocalRedisCluster
 from realtime.management.commands.realtime_fleet import Command as FleetCommand
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("app1", "app2")
 SERVICES = {"redis", "postgres", "migrate", "app1", "app2", "worker", "nginx"}
+# The profile "cluster": the same fleet on a Redis Cluster of 3 primaries, 3 replicas.
+NODES = [f"redis-node-{i}" for i in range(1, 7)]
+CLUSTER_FLEET = ["cluster-postgres", "cluster-migrate", "cluster-app1", "cluster-app2"]
+CLUSTER_FLEET += ["cluster-worker", "cluster-nginx"]
+CLUSTER_SERVICES = {*NODES, "redis-cluster-init", *CLUSTER_FLEET}
+# Run once and exit: no health check.
+ONE_SHOT = {"migrate", "cluster-migrate", "redis-cluster-init"}
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +43,16 @@ def settings_names() -> set[str]:
 
 
 def test_the_fleet_has_its_services(services):
-    assert set(services) == SERVICES
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == SERVICES
+    assert set(services) - default == CLUSTER_SERVICES
+    for name in CLUSTER_SERVICES:
+        assert services[name]["profiles"] == ["cluster"], name
 
 
 def test_every_long_running_service_has_a_health_check(services):
     for name, service in services.items():
-        if name != "migrate":
+        if name not in ONE_SHOT:
             check = service.get("healthcheck", {})
             assert check.get("test"), name
             assert check.get("interval"), name
@@ -62,7 +76,7 @@ def test_instances_run_the_launchers_uvicorn_command(services):
 
 def test_app_environment_names_only_real_settings(services):
     known = settings_names()
-    for name in (*APPS, "worker", "migrate"):
+    for name in (*APPS, "worker", "migrate", *CLUSTER_FLEET[1:-1]):
         env = services[name]["environment"]
         assert set(env) <= known, (name, set(env) - known)
         assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
@@ -170,3 +184,144 @@ def test_the_image_builds_the_notes_demos_yjs_bundle(services):
     assert re.search(rf"COPY --from=\w+ /app/{vendor}/ {vendor}/", dockerfile)
     page = (ROOT / "realtime/static/realtime/demo/notes.js").read_text()
     assert Path(bundle).name in page
+
+
+# --- the profile "cluster" -----------------------------------------------------------
+
+
+def names_on(services, network: str) -> set[str]:
+    """The host names that resolve on a compose network: its services' names and
+    aliases."""
+    names = set()
+    for name, service in services.items():
+        nets = service.get("networks", [])
+        if network in nets:
+            names.add(name)
+            if isinstance(nets, dict):
+                names.update((nets[network] or {}).get("aliases", []))
+    return names
+
+
+def test_the_cluster_fleet_is_the_fleet_on_a_network_of_its_own(services):
+    for name in CLUSTER_SERVICES:
+        assert list(services[name]["networks"]) == ["cluster"], name
+    for name in SERVICES:
+        assert "networks" not in services[name], name
+    # Each mirrors a service of the first fleet (same image, command and check).
+    for name in CLUSTER_FLEET:
+        original = services[name.removeprefix("cluster-")]
+        for key in ("image", "command", "healthcheck", "expose", "build"):
+            assert services[name].get(key) == original.get(key), (name, key)
+    assert services["cluster-nginx"]["volumes"] == services["nginx"]["volumes"]
+    assert services["cluster-nginx"]["ports"] == ["8081:80"]  # next to 8080
+    volumes = services["cluster-postgres"]["volumes"]
+    assert volumes != services["postgres"]["volumes"]  # a database of its own
+
+
+def test_every_host_the_cluster_fleet_names_resolves_on_its_network(services):
+    reachable = names_on(services, "cluster")
+    env = services["cluster-app1"]["environment"]
+    hosts = {urlparse(env["REDIS_URL"]).hostname}
+    hosts.add(urlparse(env["DATABASE_URL"]).hostname)
+    hosts.update(node.split(":")[0] for node in env["REDIS_CLUSTER_NODES"].split(","))
+    hosts.update(node.split(":")[0] for node in cluster_init_nodes(services))
+    source = services["cluster-nginx"]["volumes"][0].split(":")[0]
+    conf = (ROOT / source).read_text()
+    hosts.update(re.findall(r"server (\S+):\d+;", conf))
+    assert hosts - reachable == set()
+
+
+def test_cluster_nodes_run_redis_in_cluster_mode(services):
+    for name in NODES:
+        node = services[name]
+        assert node["image"] == services["redis"]["image"], name
+        command = node["command"]
+        assert command[0] == "redis-server", name
+        assert command[command.index("--cluster-enabled") + 1] == "yes", name
+        assert node["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"], name
+
+
+def cluster_init_nodes(services) -> list[str]:
+    return services["redis-cluster-init"]["environment"]["CLUSTER_NODES"].split()
+
+
+def test_the_cluster_is_created_once_the_nodes_are_up(services):
+    init = services["redis-cluster-init"]
+    assert init["restart"] == "no"
+    assert cluster_init_nodes(services) == [f"{n}:6379" for n in NODES]
+    for name in NODES:
+        assert init["depends_on"][name]["condition"] == "service_healthy"
+    source, target = init["volumes"][0].split(":")[:2]
+    assert init["command"] == ["sh", target]
+    script = (ROOT / source).read_text()
+    assert "redis-cli --cluster create" in script
+    assert "--cluster-replicas 1 --cluster-yes" in script
+
+
+def test_the_cluster_fleet_runs_on_the_cluster(services):
+    env = services["app1"]["environment"]
+    cluster_env = services["cluster-app1"]["environment"]
+    assert cluster_env["REDIS_CLUSTER"] == "true"
+    first = urlparse(cluster_env["REDIS_URL"])
+    assert (first.scheme, first.hostname, first.port) == ("redis", NODES[0], 6379)
+    others = cluster_env["REDIS_CLUSTER_NODES"].split(",")
+    assert others == [f"{n}:6379" for n in NODES[1:]]
+    # Liveness outlasts three failovers (realtime.launcher_cluster says why).
+    command = services[NODES[0]]["command"]
+    node_timeout = int(command[command.index("--cluster-node-timeout") + 1]) / 1000
+    per_timeout = INSTANCE_TTL_PER_NODE_TIMEOUT
+    assert float(cluster_env["INSTANCE_TTL"]) >= per_timeout * node_timeout
+    redis_names = {"REDIS_URL", "REDIS_CLUSTER", "REDIS_CLUSTER_NODES", "INSTANCE_TTL"}
+    assert {k: v for k, v in cluster_env.items() if k not in redis_names} == {
+        k: v for k, v in env.items() if k not in redis_names
+    }
+    for name in CLUSTER_FLEET[1:-1]:
+        assert services[name]["environment"] == cluster_env, name
+        deps = services[name]["depends_on"]
+        assert "redis" not in deps and "postgres" not in deps, name
+        assert deps["redis-cluster-init"]["condition"] == (
+            "service_completed_successfully"
+        )
+        assert deps["cluster-postgres"]["condition"] == "service_healthy"
+        if name != "cluster-migrate":
+            assert deps["cluster-migrate"]["condition"] == (
+                "service_completed_successfully"
+            )
+    for name in ("cluster-app1", "cluster-app2"):
+        deps = services["cluster-nginx"]["depends_on"]
+        assert deps[name]["condition"] == "service_healthy"
+
+
+def test_the_init_script_forms_the_cluster_once(services):
+    """deploy/redis-cluster-init.sh against six bare redis-servers in cluster mode:
+    3 primaries with one replica each, then a second run leaves them alone."""
+    init = services["redis-cluster-init"]
+    script = ROOT / init["volumes"][0].split(":")[0]
+    nodes = LocalRedisCluster()
+    try:
+        for port in nodes.ports:
+            nodes.start_node(port)
+        env = {
+            **os.environ,
+            "CLUSTER_NODES": " ".join(f"127.0.0.1:{p}" for p in nodes.ports),
+        }
+        first = subprocess.run(
+            ["sh", str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "redis cluster ok" in first.stdout
+        for port in nodes.ports:
+            info = nodes.node(port).cluster("info")
+            assert info["cluster_state"] == "ok" and info["cluster_size"] == "3"
+        assert nodes.primary_ports() == sorted(nodes.primaries_at_start)
+        ids = {p: nodes.node(p).execute_command("CLUSTER", "MYID") for p in nodes.ports}
+        again = subprocess.run(
+            ["sh", str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already formed" in again.stdout
+        assert ids == {
+            p: nodes.node(p).execute_command("CLUSTER", "MYID") for p in nodes.ports
+        }
+    finally:
+        nodes.stop()

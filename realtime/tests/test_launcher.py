@@ -2,15 +2,20 @@
 
 import asyncio
 import base64
+import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
+import redis
+from redis.cluster import RedisCluster
 
 from realtime.launcher import BASE_DIR, free_port, server_command
 from realtime.state import get_state
@@ -37,6 +42,41 @@ async def _until(check, timeout: float, what: str):
     return value
 
 
+@contextlib.contextmanager
+def _fleet_command(log_path: Path, env: dict, *args: str):
+    """`manage.py realtime_fleet *args`, its output in log_path; SIGTERM at the end."""
+    with open(log_path, "wb") as log:
+        command = subprocess.Popen(
+            [sys.executable, "manage.py", "realtime_fleet", *args],
+            cwd=BASE_DIR,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield command
+    finally:
+        command.send_signal(signal.SIGTERM)
+        try:
+            command.wait(30)
+        except subprocess.TimeoutExpired:
+            command.kill()
+            raise
+
+
+async def _started(command: subprocess.Popen, log_path: Path) -> int:
+    """Wait until the command says its fleet runs; the worker's pid."""
+
+    async def worker_pid():
+        for line in log_path.read_text().splitlines():
+            if line.startswith("worker pid "):
+                return int(line.split()[2])
+        assert command.poll() is None, log_path.read_text()
+        return None
+
+    return await _until(worker_pid, 60, "the fleet did not start")
+
+
 async def test_fleet_command_runs_instances_and_one_separate_worker(
     redis_settings, redis_prefix, settings, people
 ):
@@ -48,25 +88,8 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
         "LOG_LEVEL": "INFO",  # the default level, for the log check below
     }
     log_path = ARTIFACTS / "realtime_fleet.log"
-    with open(log_path, "wb") as log:
-        command = subprocess.Popen(
-            [sys.executable, "manage.py", "realtime_fleet"]
-            + ["--ports", ",".join(map(str, ports))],
-            cwd=BASE_DIR,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-
-        async def worker_pid():
-            for line in log_path.read_text().splitlines():
-                if line.startswith("worker pid "):
-                    return int(line.split()[2])
-            assert command.poll() is None, log_path.read_text()
-            return None
-
-        pid = await _until(worker_pid, 60, "the fleet did not start")
+    with _fleet_command(log_path, env, "--ports", ",".join(map(str, ports))) as cmd:
+        pid = await _started(cmd, log_path)
         assert all(_healthy(p) for p in ports)
         # The separate worker leads; the servers' in-process workers are off.
         owner = await _until(
@@ -74,28 +97,10 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
         )
         assert f"-{pid}-" in owner
         # The instances share rooms and presence through Redis.
-        alice = await SocketClient.open(
-            RealSocket(f"ws://127.0.0.1:{ports[0]}/ws/"), people["alice"], join=True
-        )
-        bob = await SocketClient.open(
-            RealSocket(f"ws://127.0.0.1:{ports[1]}/ws/"), people["bob"], join=True
-        )
-        try:
-            ids = (await alice.call("user-list"))["data"]["user_ids"]
-            assert ids == sorted([people["alice"].id, people["bob"].id])
-        finally:
-            await alice.close()
-            await bob.close()
+        await _see_each_other(ports, people)
         # A token wrongly put in a URL, on each instance.
         for port in ports:
             await visit(port)
-    finally:
-        command.send_signal(signal.SIGTERM)
-        try:
-            command.wait(30)
-        except subprocess.TimeoutExpired:
-            command.kill()
-            raise
     # Stopping the command stopped every process it started.
     assert not any(_healthy(p) for p in ports)
     # The servers log to the command's output: no query string, no line per
@@ -106,6 +111,23 @@ async def test_fleet_command_runs_instances_and_one_separate_worker(
     assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
 
 
+async def _see_each_other(ports: list[int], people) -> None:
+    """alice on the first instance, bob on the second: each sees both online."""
+    alice = await SocketClient.open(
+        RealSocket(f"ws://127.0.0.1:{ports[0]}/ws/"), people["alice"], join=True
+    )
+    bob = await SocketClient.open(
+        RealSocket(f"ws://127.0.0.1:{ports[1]}/ws/"), people["bob"], join=True
+    )
+    try:
+        ids = sorted([people["alice"].id, people["bob"].id])
+        assert (await alice.call("user-list"))["data"]["user_ids"] == ids
+        assert (await bob.call("user-list"))["data"]["user_ids"] == ids
+    finally:
+        await alice.close()
+        await bob.close()
+
+
 async def _lock_owner():
     owner, _ = await get_state().lock_owner(name=LOCK_NAME)
     return owner
@@ -114,6 +136,78 @@ async def _lock_owner():
 def _zombie(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _children_env(pid: int) -> list[dict[str, str]]:
+    """The environment of each process `pid` started."""
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        pids = children.read().split()
+    out = []
+    for child in pids:
+        with open(f"/proc/{child}/environ", "rb") as environ:
+            pairs = environ.read().split(b"\0")
+        out.append(dict(p.decode().split("=", 1) for p in pairs if b"=" in p))
+    return out
+
+
+def _cluster_line(text: str) -> tuple[list[int], Path]:
+    """The node ports and the data directory the command printed."""
+    match = re.search(r"redis cluster on \S+ \(nodes (\S+); logs in (\S+)\)", text)
+    assert match, text
+    ports = [int(node.rsplit(":", 1)[1]) for node in match.group(1).split(",")]
+    return ports, Path(match.group(2))
+
+
+async def test_fleet_command_on_a_redis_cluster_of_its_own(
+    settings, redis_prefix, people
+):
+    ARTIFACTS.mkdir(exist_ok=True)
+    ports = [free_port(), free_port()]
+    env = {
+        **cluster_env(redis_prefix, settings.SECRET_KEY),
+        "REDIS_URL": "",
+        "WORKER_INTERVAL": "0.5",
+        "INSTANCE_TTL": "",  # the command's own, from its nodes' timeout
+    }
+    log_path = ARTIFACTS / "realtime_fleet_cluster.log"
+    args = ("--redis-cluster", "--ports", ",".join(map(str, ports)))
+    with _fleet_command(log_path, env, *args) as command:
+        pid = await _started(command, log_path)
+        nodes, data = _cluster_line(log_path.read_text())
+        assert len(nodes) == 6 and data.is_dir()
+        # One cluster of 6: 3 primaries serving every slot, each with a replica.
+        info = redis.Redis(port=nodes[0], decode_responses=True).cluster("info")
+        assert info["cluster_state"] == "ok" and info["cluster_known_nodes"] == "6"
+        assert info["cluster_size"] == "3" and info["cluster_slots_ok"] == "16384"
+        assert all(_healthy(p) for p in ports)
+        # Every instance and the worker were told to use it.
+        children = _children_env(command.pid)
+        assert len(children) == 3 + 6, children  # 2 servers, worker, 6 nodes
+        fleet = [c for c in children if "REDIS_CLUSTER" in c]
+        assert len(fleet) == 3
+        for child in fleet:
+            assert child["REDIS_CLUSTER"] == "true"
+            assert child["REDIS_URL"] == f"redis://127.0.0.1:{nodes[0]}/0"
+            assert child["REDIS_CLUSTER_NODES"].split(",") == [
+                f"127.0.0.1:{p}" for p in nodes
+            ]
+            assert child["INSTANCE_TTL"] == "20"  # 4 node timeouts of 5 s
+        # And they work on it: presence is shared, the worker's lock is there.
+        await _see_each_other(ports, people)
+        cluster = RedisCluster(host="127.0.0.1", port=nodes[0], decode_responses=True)
+        lock = f"{{{redis_prefix}}}:lock:{LOCK_NAME}"
+        owner = await _until(
+            lambda: asyncio.to_thread(cluster.get, lock), 10, "no lock in the cluster"
+        )
+        assert f"-{pid}-" in owner
+        cluster.close()
+    assert command.returncode == 0, log_path.read_text()
+    # Stopping the command stopped the fleet and the cluster, and deleted its files.
+    assert not any(_healthy(p) for p in ports)
+    for port in nodes:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert not data.exists()
 
 
 def test_fleet_command_refuses_without_redis():

@@ -22,7 +22,7 @@ from django.conf import settings
 
 import realtime.state.redis.scripts as scripts
 from realtime.state.base import HistoryRead
-from realtime.state.redis.client import RedisConnection, ms
+from realtime.state.redis.client import UNAVAILABLE, RedisConnection, ms
 from realtime.state.redis.scripts import Script
 
 EPOCH_BYTES = 6
@@ -182,7 +182,13 @@ class RedisHistory(RedisConnection):
 
         if self.cluster:
             replies = await self.run_pipeline(queue_appends)
-            routes = await self.routes_for(rooms=rooms)
+            try:
+                routes = await self.routes_for(rooms=rooms)
+            except UNAVAILABLE:
+                # The records are stored: their positions must reach the outbox
+                # (None makes it retry the sends alone), or its retry would store
+                # them again under new offsets, and clients would see them twice.
+                routes = None
         else:
             reply, routes = await self.routes_after(rooms=rooms, before=queue_appends)
             replies = [reply]
