@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from bench.harness import HOST, Spawned, module_command
 from bench.rawws import RawSocket
@@ -14,6 +14,16 @@ from bench.scale.clients import gather_limited
 from bench.socketio_server import redis_emitter
 
 PAD = "x" * 100  # a room message of about the size of a chat event
+
+
+class Meter(Protocol):
+    """Counts what a scenario costs besides CPU (bench.cluster: Redis commands)."""
+
+    def start(self) -> None:
+        """Begin counting."""
+
+    def stop(self, deliveries: int) -> dict:
+        """What was counted since start(), for that many deliveries."""
 
 
 @dataclass
@@ -27,6 +37,8 @@ class Target:
     ports: list[int] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
     _stop: list = field(default_factory=list)
+    # Counts each fan-out and streaming scenario (its results' "redis_ops").
+    meter: Meter | None = None
 
     # What the streaming emitter process is told to emit through.
     kind: ClassVar[str]
