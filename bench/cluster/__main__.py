@@ -20,6 +20,7 @@ commands per delivered event (bench/cluster/ops.py).
 import argparse
 import statistics
 import sys
+import traceback
 
 from bench.cluster.ops import CommandCounts
 from bench.cluster.setups import SETUPS, on_redis
@@ -33,8 +34,8 @@ from bench.harness import (
 from bench.report import (
     LOAD_ROWS,
     STREAMING_ROWS,
-    add_medians,
     alternating,
+    median_of,
     ratio,
     scale_table,
     write_json,
@@ -69,6 +70,11 @@ ROWS = [
     ("fan-out, 1 instance (deliveries/s)", ("fanout_1", "per_second"), "{:.0f}"),
     ("fan-out, 1 instance: server CPU (s)", ("fanout_1", "server_cpu_s"), "{:.2f}"),
     *scenario_rows("fanout_1", "fan-out, 1 instance"),
+    (
+        "disconnects after the fan-out: s until the room is empty",
+        ("disconnects", "seconds"),
+        "{:.1f}",
+    ),
     ("fan-out, 2 instances (deliveries/s)", ("fanout_2", "per_second"), "{:.0f}"),
     ("fan-out, 2 instances: server CPU (s)", ("fanout_2", "server_cpu_s"), "{:.2f}"),
     *scenario_rows("fanout_2", "fan-out, 2 instances"),
@@ -99,9 +105,10 @@ def one_setup(name: str, users: list[dict], args, env: dict) -> dict:
     return result
 
 
-def run(args, setups: list[str]) -> dict:
+def run(args, setups: list[str], report) -> dict:
     """Every scenario on each setup, a fresh Redis and fleet each, in `--rounds`
-    rounds; the order of the setups flips every round."""
+    rounds; the order of the setups flips every round. `report(results)` after each
+    phase: a phase that fails is recorded as failed and the next one runs."""
     results: dict = {}
     phases = alternating(args.rounds, setups)
     size = max(args.clients, args.streams)
@@ -112,12 +119,20 @@ def run(args, setups: list[str]) -> dict:
         for i, (round_no, name) in enumerate(phases):
             print(f"== {name} #{round_no}", file=sys.stderr, flush=True)
             phase_users = users[i * size : (i + 1) * size]
-            results[f"{name} #{round_no}"] = measured_phase(
-                lambda name=name, phase_users=phase_users: one_setup(
-                    name, phase_users, args, env
+            try:
+                results[f"{name} #{round_no}"] = measured_phase(
+                    lambda name=name, phase_users=phase_users: one_setup(
+                        name, phase_users, args, env
+                    )
                 )
-            )
-    add_medians(results, setups)
+            except Exception as exc:  # noqa: BLE001 - keep the other phases' figures
+                traceback.print_exc()
+                results[f"{name} #{round_no}"] = {"failed": repr(exc)}
+            report(results)
+    for name in setups:
+        done = [r for k, r in results.items() if k.startswith(f"{name} #")]
+        if done := [r for r in done if "failed" not in r]:
+            results[name] = median_of(done)
     return results
 
 
@@ -127,41 +142,52 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(median)} ({fmt.format(low)}–{fmt.format(high)})"
 
 
+# (label, path, format) of the figures given as median (min–max) over the phases.
+SPREADS = [
+    ("deliveries/s", ("fanout_1", "per_second"), "{:,.0f}"),
+    ("ops/delivery", ("fanout_1", "redis_ops", "per_delivery"), "{:.3f}"),
+    ("streaming p99 ms", ("streaming", "p99_ms"), "{:.1f}"),
+    ("streaming ops/event", ("streaming", "redis_ops", "per_delivery"), "{:.3f}"),
+]
+
+
 def verdicts(results: dict, rounds: int) -> list[str]:
     """The issue's target on the medians, the ratio of each round, and where the
     Redis commands went in each phase."""
-    lines = []
-    get = {
-        "deliveries/s": (("fanout_1", "per_second"), "{:,.0f}"),
-        "ops/delivery": (("fanout_1", "redis_ops", "per_delivery"), "{:.3f}"),
-        "streaming p99 ms": (("streaming", "p99_ms"), "{:.1f}"),
-        "streaming ops/event": (("streaming", "redis_ops", "per_delivery"), "{:.3f}"),
-    }
+    lines = [f"{k}: FAILED {r['failed']}" for k, r in results.items() if "failed" in r]
+    done = {k: r for k, r in results.items() if "#" in k and "failed" not in r}
     for name in SETUPS:
-        phases = [results[f"{name} #{n}"] for n in range(1, rounds + 1)]
-        parts = []
-        for label, (path, fmt) in get.items():
-            values = [dig(phase, path) for phase in phases]
-            parts.append(f"{label} {spread(values, fmt)}")
-        lines.append(f"{name}, median (min–max) of {rounds}: " + "; ".join(parts))
+        phases = [r for k, r in done.items() if k.startswith(f"{name} #")]
+        if phases:
+            parts = [
+                f"{label} {spread([dig(r, path) for r in phases], fmt)}"
+                for label, path, fmt in SPREADS
+            ]
+            lines.append(
+                f"{name}, median (min–max) of {len(phases)}: " + "; ".join(parts)
+            )
+    both = [
+        n for n in range(1, rounds + 1) if {f"cluster #{n}", f"redis #{n}"} <= set(done)
+    ]
     each = [
         ratio(
-            results[f"cluster #{n}"]["fanout_1"]["per_second"],
-            results[f"redis #{n}"]["fanout_1"]["per_second"],
+            done[f"cluster #{n}"]["fanout_1"]["per_second"],
+            done[f"redis #{n}"]["fanout_1"]["per_second"],
         )
-        for n in range(1, rounds + 1)
+        for n in both
     ]
-    got = results["cluster"]["fanout_1"]["per_second"]
-    ref = results["redis"]["fanout_1"]["per_second"]
-    met = got >= FANOUT_RATIO_MIN * ref
-    lines.append(
-        f"fan-out, 1 instance, cluster / redis (medians): {ratio(got, ref)}, by round "
-        f"{', '.join(each)} (target >= {FANOUT_RATIO_MIN}x: "
-        f"{'met' if met else 'NOT met'})"
-    )
-    for key in (k for k, r in results.items() if "#" in k):
+    if "cluster" in results and "redis" in results:
+        got = results["cluster"]["fanout_1"]["per_second"]
+        ref = results["redis"]["fanout_1"]["per_second"]
+        met = got >= FANOUT_RATIO_MIN * ref
+        lines.append(
+            f"fan-out, 1 instance, cluster / redis (medians): {ratio(got, ref)}, by "
+            f"round {', '.join(each)} (target >= {FANOUT_RATIO_MIN}x: "
+            f"{'met' if met else 'NOT met'})"
+        )
+    for key, result in done.items():
         for scenario, label in SCENARIOS.items():
-            ops = results[key][scenario]["redis_ops"]
+            ops = result[scenario]["redis_ops"]
             split = "/".join(f"{p:.0f}" for p in ops["node_percents"])
             top = ", ".join(f"{cmd} {calls}" for cmd, calls in ops["top"])
             lines.append(
@@ -187,17 +213,21 @@ def main() -> None:
     args = parser.parse_args()
 
     setups = list(SETUPS)
-    results = run(args, setups)
     scale = (
         f"{args.clients} clients, {args.messages} messages; {args.streams} streams "
         f"x {args.tps:g}/s x {args.tokens} events; {args.server}, database "
         f"{args.database}; {args.rounds} rounds, first {','.join(setups)}, "
         "then the order flipped each round; last columns: medians"
     )
+    # Written after every phase: a run cut short keeps what it measured.
+    keep = (
+        (lambda results: write_json(args.json, scale, results)) if args.json else None
+    )
+    results = run(args, setups, keep or (lambda results: None))
     table = scale_table(results, list(results), rows=ROWS, pair=("cluster", "redis"))
     print("\n".join([scale, "", table, "", *verdicts(results, args.rounds)]))
-    if args.json:
-        write_json(args.json, scale, results)
+    if keep:
+        keep(results)
 
 
 if __name__ == "__main__":

@@ -212,6 +212,11 @@ async def one_instance(target: Target, users: list[dict], args, env) -> dict:
     await target.join(ROOM, clients, users[: args.clients])
     result["fanout_1"] = await fan_out(target, clients, args.messages, ROOM, emitter)
     close_all(clients)
+    # The next scenario starts once the server has handled these disconnects, so
+    # they do not fall into its connects and latencies.
+    settled = await target.settle(ROOM)
+    if settled is not None:
+        result["disconnects"] = {"count": len(clients), "seconds": settled}
     if target.through_redis:
         streamers = users[: args.streams]
         clients = await connect_all(target, streamers, args.concurrency)

@@ -14,6 +14,9 @@ from bench.scale.clients import gather_limited
 from bench.socketio_server import redis_emitter
 
 PAD = "x" * 100  # a room message of about the size of a chat event
+# How long a thousand disconnects may take to leave the room's state, on a busy
+# machine and a Redis Cluster, before the benchmark gives up.
+SETTLE_TIMEOUT = 120.0
 
 
 class Meter(Protocol):
@@ -64,6 +67,10 @@ class Target:
 
     async def emitter(self):
         """What server code emits with (None: nothing to set up)."""
+        return None
+
+    async def settle(self, room: str) -> float | None:
+        """Seconds until the room's closed clients have left it (None: not known)."""
         return None
 
     async def emit_burst(self, room: str, count: int, emitter) -> None:
@@ -118,6 +125,17 @@ class Ours(Target):
         while len(await emit.room_sessions(room=room)) < len(clients):
             assert time.monotonic() < deadline, "room join did not finish"
             await asyncio.sleep(0.05)
+
+    async def settle(self, room: str) -> float | None:
+        """Seconds until the room's state holds no session."""
+        from realtime import emit
+
+        started = time.monotonic()
+        while await emit.room_sessions(room=room):
+            if time.monotonic() - started > SETTLE_TIMEOUT:
+                raise RuntimeError(f"{self.name}: closed sessions still in {room}")
+            await asyncio.sleep(0.05)
+        return time.monotonic() - started
 
     async def emit_burst(self, room: str, count: int, emitter) -> None:
         """`realtime.emit.room_emit`, as server code calls it."""
