@@ -1,7 +1,7 @@
 """Redis Cluster benchmark: room fan-out and chat streaming on a Redis Cluster against
 one Redis, in the same run, with the Redis commands each delivered event costs.
 
-    .venv/bin/python -m bench.cluster                 # full scale, about 5 minutes
+    .venv/bin/python -m bench.cluster                 # full scale, about 8 minutes
     .venv/bin/python -m bench.cluster --rounds 1 --clients 50 --json out.json
 
 In `--rounds` rounds (the order of the setups flipped each round; the report gives

@@ -5,7 +5,8 @@
 2. memory: server RSS growth per idle authenticated connection, those clients open;
 3. fan-out, one instance: the clients in one room, `--messages` room emits from
    server code in another process (this one) as fast as it can: deliveries per second
-   from the first emit to the last delivery;
+   from the first emit to the last delivery; then, for our server, the seconds until
+   the closed clients have left the room's state (the next scenario waits for it);
 4. fan-out, two instances sharing Redis: the clients split over both; and how much CPU
    an instance spends on `--solo-messages` emits to a room that has no member on it;
 5. chat streaming: `--streams` clients, one per user, and an emitter process

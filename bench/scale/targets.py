@@ -131,9 +131,12 @@ class Ours(Target):
         from realtime import emit
 
         started = time.monotonic()
-        while await emit.room_sessions(room=room):
+        while left := await emit.room_sessions(room=room):
             if time.monotonic() - started > SETTLE_TIMEOUT:
-                raise RuntimeError(f"{self.name}: closed sessions still in {room}")
+                raise RuntimeError(
+                    f"{self.name}: {len(left)} closed sessions still in {room} "
+                    f"after {SETTLE_TIMEOUT:g} s"
+                )
             await asyncio.sleep(0.05)
         return time.monotonic() - started
 
