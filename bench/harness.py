@@ -7,6 +7,7 @@ import this module, and their start-up counts in the CPU they report.
 """
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,26 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
+def measured_phase(run: Callable[[], dict]) -> dict:
+    """`run()`'s results, with how loaded the machine was around it ("load")."""
+    # The machine is shared: what else ran says how far to trust a figure.
+    load = os.getloadavg()[0]
+    busy0, total0 = machine_cpu()
+    # What the run set up so far (Django, the seeded users, the earlier phases'
+    # leftovers) out of the collector's reach: collecting it pauses every client of
+    # this process, in whichever phase it happens to fall.
+    gc.collect()
+    gc.freeze()
+    result = run()
+    busy, total = machine_cpu()
+    result["load"] = {
+        "before": load,
+        "after": os.getloadavg()[0],
+        "machine_busy_percent": 100 * (busy - busy0) / (total - total0),
+    }
+    return result
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of the values."""
     ordered = sorted(values)
@@ -72,6 +93,29 @@ def add_service_args(parser) -> None:
         "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+
+
+def add_scale_args(parser) -> None:
+    """The scale of bench.scale's scenarios (bench/scale/scenarios.py), at the
+    defaults of its full-scale run."""
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--tps", type=float, default=50.0)
+    parser.add_argument("--tokens", type=int, default=250)
+
+
+def add_round_args(parser, compared: str) -> None:
+    """The rounds of a benchmark that compares two setups (`compared` names them),
+    and the ASGI server they run under."""
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help=f"rounds of every {compared}, the order flipped each round (medians)",
+    )
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
 
 
 def prepare_database(args) -> dict:

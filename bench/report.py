@@ -36,6 +36,18 @@ def timeline_table(trace: list[tuple[str, float, float]]) -> str:
 
 # --- scale: every target side by side ---------------------------------------------
 
+# (label, path into a target's results, format): the streaming scenario's rows.
+STREAMING_ROWS = [
+    ("streaming p50 (ms)", ("streaming", "p50_ms"), "{:.1f}"),
+    ("streaming p99 (ms)", ("streaming", "p99_ms"), "{:.1f}"),
+    ("streaming p99 after 1 s (ms)", ("streaming", "steady_p99_ms"), "{:.1f}"),
+    ("streaming max (ms)", ("streaming", "max_ms"), "{:.1f}"),
+    (
+        "streaming server CPU (% of a core)",
+        ("streaming", "server_cpu_percent"),
+        "{:.0f}",
+    ),
+]
 # (label, path into a target's results, format) of each row of the scale table.
 SCALE_ROWS = [
     ("connects/s", ("connects", "per_second"), "{:.0f}"),
@@ -56,15 +68,7 @@ SCALE_ROWS = [
         ("solo", "cpu_b"),
         "{:.2f}",
     ),
-    ("streaming p50 (ms)", ("streaming", "p50_ms"), "{:.1f}"),
-    ("streaming p99 (ms)", ("streaming", "p99_ms"), "{:.1f}"),
-    ("streaming p99 after 1 s (ms)", ("streaming", "steady_p99_ms"), "{:.1f}"),
-    ("streaming max (ms)", ("streaming", "max_ms"), "{:.1f}"),
-    (
-        "streaming server CPU (% of a core)",
-        ("streaming", "server_cpu_percent"),
-        "{:.0f}",
-    ),
+    *STREAMING_ROWS,
 ]
 # The ratio column: ours against the reference.
 OURS, THEIRS = "ours-uvicorn", "socketio"
@@ -109,6 +113,47 @@ def scale_table(
             f"| {label} | " + " | ".join(values) + f" | {ratio(mine, theirs)} |"
         )
     return "\n".join(lines)
+
+
+# The rows of how busy the machine was around a phase (harness.measured_phase).
+LOAD_ROWS = [
+    ("load average (1 min) before", ("load", "before"), "{:.1f}"),
+    ("load average (1 min) after", ("load", "after"), "{:.1f}"),
+    (
+        "machine CPU busy in the phase, all programs (% of all cores)",
+        ("load", "machine_busy_percent"),
+        "{:.0f}",
+    ),
+]
+
+
+def alternating(rounds: int, names: list[str]) -> list[tuple[int, str]]:
+    """(round, name) of every phase: the names in order in odd rounds, reversed in
+    even ones, so neither always runs first (a warm or busy machine favours one)."""
+    return [
+        (round_no, name)
+        for round_no in range(1, rounds + 1)
+        for name in (names if round_no % 2 else names[::-1])
+    ]
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The median of every number in the runs' results, key by key."""
+    merged: dict = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            merged[key] = median_of([r[key] for r in runs])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [r[key] for r in runs if r[key] is not None]
+            merged[key] = statistics.median(values) if values else None
+    return merged
+
+
+def add_medians(results: dict, names: list[str]) -> None:
+    """Add, under each name, the medians of its phases ("name #1", "name #2", ...)."""
+    for name in names:
+        rounds = [r for k, r in results.items() if k.startswith(f"{name} #")]
+        results[name] = median_of(rounds)
 
 
 def write_json(path: str, scale: str, results: dict) -> None:

@@ -16,14 +16,25 @@ is a process of its own.
 """
 
 import argparse
-import gc
-import os
-import statistics
 import sys
 
-from bench.harness import add_service_args, machine_cpu, run_services
+from bench.harness import (
+    add_round_args,
+    add_scale_args,
+    add_service_args,
+    measured_phase,
+    run_services,
+)
 from bench.http.target import OursHttp
-from bench.report import ratio, scale_table, write_json
+from bench.report import (
+    LOAD_ROWS,
+    STREAMING_ROWS,
+    add_medians,
+    alternating,
+    ratio,
+    scale_table,
+    write_json,
+)
 from bench.scale.scenarios import one_instance, run_on_new_loop, seed_users
 from bench.scale.targets import Ours
 
@@ -47,25 +58,11 @@ ROWS = [
         ("memory", "bytes_per_connection"),
         "{:.1f}",
     ),
-    ("load average (1 min) before", ("load", "before"), "{:.1f}"),
-    ("load average (1 min) after", ("load", "after"), "{:.1f}"),
-    (
-        "machine CPU busy in the phase, all programs (% of all cores)",
-        ("load", "machine_busy_percent"),
-        "{:.0f}",
-    ),
+    *LOAD_ROWS,
     ("fan-out, 1 instance (deliveries/s)", ("fanout_1", "per_second"), "{:.0f}"),
     ("fan-out: server CPU (s)", ("fanout_1", "server_cpu_s"), "{:.2f}"),
     ("fan-out: clients CPU (s)", ("fanout_1", "clients_cpu"), "{:.2f}"),
-    ("streaming p50 (ms)", ("streaming", "p50_ms"), "{:.1f}"),
-    ("streaming p99 (ms)", ("streaming", "p99_ms"), "{:.1f}"),
-    ("streaming p99 after 1 s (ms)", ("streaming", "steady_p99_ms"), "{:.1f}"),
-    ("streaming max (ms)", ("streaming", "max_ms"), "{:.1f}"),
-    (
-        "streaming server CPU (% of a core)",
-        ("streaming", "server_cpu_percent"),
-        "{:.0f}",
-    ),
+    *STREAMING_ROWS,
     (
         "streaming clients CPU (% of a core)",
         ("streaming", "clients_cpu_percent"),
@@ -78,11 +75,7 @@ def run(args, transports: list[str]) -> dict:
     """Every scenario over each transport, a fresh server each, in `--rounds`
     rounds; the order of the transports flips every round."""
     results: dict = {}
-    phases = [
-        (round_no, transport)
-        for round_no in range(1, args.rounds + 1)
-        for transport in (transports if round_no % 2 else transports[::-1])
-    ]
+    phases = alternating(args.rounds, transports)
     size = max(args.clients, args.streams)
     with run_services(args, name="http") as env:
         # Users of their own for each phase: a user room the earlier phase already
@@ -94,45 +87,21 @@ def run(args, transports: list[str]) -> dict:
                 name=name, env=env, redis_url=args.redis_url, channel=""
             )
             print(f"== {name} #{round_no}", file=sys.stderr, flush=True)
-            # The machine is shared: what else ran says how far to trust a figure.
-            load = os.getloadavg()[0]
-            busy0, total0 = machine_cpu()
-            # What the run set up so far (Django, the seeded users, the earlier
-            # phases' leftovers) out of the collector's reach: collecting it pauses
-            # every client of this process, in whichever phase it happens to fall.
-            gc.collect()
-            gc.freeze()
-            target.start(1)
-            try:
-                phase_users = users[i * size : (i + 1) * size]
-                result = run_on_new_loop(one_instance(target, phase_users, args, env))
-            finally:
-                target.stop()
+            phase_users = users[i * size : (i + 1) * size]
+
+            def phase(target=target, phase_users=phase_users) -> dict:
+                target.start(1)
+                try:
+                    coro = one_instance(target, phase_users, args, env)
+                    return run_on_new_loop(coro)
+                finally:
+                    target.stop()
+
+            result = measured_phase(phase)
             result["fanout_1"]["server_cpu_s"] = sum(result["fanout_1"]["server_cpu"])
-            busy, total = machine_cpu()
-            result["load"] = {
-                "before": load,
-                "after": os.getloadavg()[0],
-                "machine_busy_percent": 100 * (busy - busy0) / (total - total0),
-            }
             results[f"{name} #{round_no}"] = result
-    for transport in transports:
-        name = f"{transport}-{args.server}"
-        rounds = [r for k, r in results.items() if k.startswith(f"{name} #")]
-        results[name] = median_of(rounds)
+    add_medians(results, [f"{t}-{args.server}" for t in transports])
     return results
-
-
-def median_of(runs: list[dict]) -> dict:
-    """The median of every number in the runs' results, key by key."""
-    merged: dict = {}
-    for key, value in runs[0].items():
-        if isinstance(value, dict):
-            merged[key] = median_of([r[key] for r in runs])
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            values = [r[key] for r in runs if r[key] is not None]
-            merged[key] = statistics.median(values) if values else None
-    return merged
 
 
 def verdicts(results: dict, ws: str, http: str, rounds: int) -> list[str]:
@@ -169,19 +138,8 @@ def main() -> None:
     """Command line: the transports and their order, the scale, the services."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transports", default=",".join(TRANSPORTS))
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=3,
-        help="rounds of every transport, the order flipped each round (medians)",
-    )
-    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--messages", type=int, default=200)
-    parser.add_argument("--streams", type=int, default=200)
-    parser.add_argument("--tps", type=float, default=50.0)
-    parser.add_argument("--tokens", type=int, default=250)
+    add_round_args(parser, "transport")
+    add_scale_args(parser)
     add_service_args(parser)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()

@@ -15,7 +15,7 @@ database. Clients are bench/rawws.py sockets, all in this process.
 import argparse
 import sys
 
-from bench.harness import add_service_args, run_services
+from bench.harness import add_scale_args, add_service_args, run_services
 from bench.report import scale_table, write_json
 from bench.scale.scenarios import ROOM, run_on_new_loop, run_target, seed_users
 from bench.scale.targets import TARGETS
@@ -42,14 +42,9 @@ def main() -> None:
     """Command line: the targets to run, the scale, the services."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--messages", type=int, default=200)
+    add_scale_args(parser)
     parser.add_argument("--solo-clients", type=int, default=100)
     parser.add_argument("--solo-messages", type=int, default=2000)
-    parser.add_argument("--streams", type=int, default=200)
-    parser.add_argument("--tps", type=float, default=50.0)
-    parser.add_argument("--tokens", type=int, default=250)
     add_service_args(parser)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()

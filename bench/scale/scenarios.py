@@ -5,7 +5,8 @@
 2. memory: server RSS growth per idle authenticated connection, those clients open;
 3. fan-out, one instance: the clients in one room, `--messages` room emits from
    server code in another process (this one) as fast as it can: deliveries per second
-   from the first emit to the last delivery;
+   from the first emit to the last delivery; then, for our server, the seconds until
+   the closed clients have left the room's state (the next scenario waits for it);
 4. fan-out, two instances sharing Redis: the clients split over both; and how much CPU
    an instance spends on `--solo-messages` emits to a room that has no member on it;
 5. chat streaming: `--streams` clients, one per user, and an emitter process
@@ -79,6 +80,8 @@ async def fan_out(
         clients[0].on_frame = keeping_last(clients[0].on_frame, last)
         cpu0 = [cpu_seconds(pid) for pid in target.pids]
         clients_cpu0 = time.process_time()
+        if target.meter is not None:
+            target.meter.start()
         started = time.perf_counter()
         await target.emit_burst(room, n, emitter)
         if not await arrivals.wait(120):
@@ -88,7 +91,7 @@ async def fan_out(
         elapsed = time.perf_counter() - started
         cpu = [cpu_seconds(pid) - c for pid, c in zip(target.pids, cpu0, strict=True)]
         clients_cpu = time.process_time() - clients_cpu0
-    return {
+    result = {
         "messages": count,
         "deliveries": count * len(clients),
         "seconds": elapsed,
@@ -98,6 +101,9 @@ async def fan_out(
         "clients_cpu": clients_cpu,
         "positioned": b'"offset":' in last[0],
     }
+    if target.meter is not None:
+        result["redis_ops"] = target.meter.stop(count * len(clients))
+    return result
 
 
 async def solo_cpu(target: Target, clients_a: list, users_a: list, count: int) -> dict:
@@ -155,6 +161,9 @@ async def streaming(target: Target, clients: list, users: list, args, env) -> di
     )
     cpu0, wall0 = cpu_seconds(target.pids[0]), time.monotonic()
     clients_cpu0 = time.process_time()
+    if target.meter is not None:
+        # From the emitter's start: its own connecting counts in what streaming costs.
+        target.meter.start()
     code = await emitter.wait()
     if not await arrivals.wait(30):
         raise RuntimeError(
@@ -164,7 +173,7 @@ async def streaming(target: Target, clients: list, users: list, args, env) -> di
     wall = time.monotonic() - wall0
     cpu = cpu_seconds(target.pids[0]) - cpu0
     clients_cpu = time.process_time() - clients_cpu0
-    return {
+    result = {
         "events": len(latencies),
         "p50_ms": statistics.median(latencies),
         "p99_ms": percentile(latencies, 99),
@@ -174,6 +183,9 @@ async def streaming(target: Target, clients: list, users: list, args, env) -> di
         "clients_cpu_percent": 100 * clients_cpu / wall,
         "emitter_cpu": json.loads(out_path.read_text())["cpu"],
     }
+    if target.meter is not None:
+        result["redis_ops"] = target.meter.stop(len(latencies))
+    return result
 
 
 async def one_instance(target: Target, users: list[dict], args, env) -> dict:
@@ -201,6 +213,11 @@ async def one_instance(target: Target, users: list[dict], args, env) -> dict:
     await target.join(ROOM, clients, users[: args.clients])
     result["fanout_1"] = await fan_out(target, clients, args.messages, ROOM, emitter)
     close_all(clients)
+    # The next scenario starts once the server has handled these disconnects, so
+    # they do not fall into its connects and latencies.
+    settled = await target.settle(ROOM)
+    if settled is not None:
+        result["disconnects"] = {"count": len(clients), "seconds": settled}
     if target.through_redis:
         streamers = users[: args.streams]
         clients = await connect_all(target, streamers, args.concurrency)
@@ -209,13 +226,19 @@ async def one_instance(target: Target, users: list[dict], args, env) -> dict:
     return result
 
 
-async def two_instances(target: Target, users: list[dict], args) -> dict:
-    """Scenario 4: fan-out over two instances, and the solo room's cost on B."""
+async def two_instances(
+    target: Target, users: list[dict], args, *, solo: bool = True
+) -> dict:
+    """Scenario 4: fan-out over two instances, and (`solo`) the solo room's cost on
+    B."""
     result: dict = {}
     clients = await connect_all(target, users[: args.clients], args.concurrency)
     emitter = await target.emitter()
     await target.join(ROOM, clients, users[: args.clients])
     result["fanout_2"] = await fan_out(target, clients, args.messages, ROOM, emitter)
+    if not solo:
+        close_all(clients)
+        return result
     on_a = [c for i, c in enumerate(clients) if i % 2 == 0][: args.solo_clients]
     users_a = [u for i, u in enumerate(users[: args.clients]) if i % 2 == 0]
     result["solo"] = await solo_cpu(
@@ -225,8 +248,10 @@ async def two_instances(target: Target, users: list[dict], args) -> dict:
     return result
 
 
-async def run_target(target: Target, users: list[dict], args, env) -> dict:
-    """Every scenario against one target."""
+async def run_target(
+    target: Target, users: list[dict], args, env, *, solo: bool = True
+) -> dict:
+    """Every scenario against one target (`solo`: with the solo room's)."""
     target.start(1)
     try:
         result = await one_instance(target, users, args, env)
@@ -236,7 +261,7 @@ async def run_target(target: Target, users: list[dict], args, env) -> dict:
         return result
     target.start(2)
     try:
-        result |= await two_instances(target, users, args)
+        result |= await two_instances(target, users, args, solo=solo)
     finally:
         target.stop()
     return result

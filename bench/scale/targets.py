@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from bench.harness import HOST, Spawned, module_command
 from bench.rawws import RawSocket
@@ -14,6 +14,19 @@ from bench.scale.clients import gather_limited
 from bench.socketio_server import redis_emitter
 
 PAD = "x" * 100  # a room message of about the size of a chat event
+# How long a thousand disconnects may take to leave the room's state, on a busy
+# machine and a Redis Cluster, before the benchmark gives up.
+SETTLE_TIMEOUT = 120.0
+
+
+class Meter(Protocol):
+    """Counts what a scenario costs besides CPU (bench.cluster: Redis commands)."""
+
+    def start(self) -> None:
+        """Begin counting."""
+
+    def stop(self, deliveries: int) -> dict:
+        """What was counted since start(), for that many deliveries."""
 
 
 @dataclass
@@ -27,6 +40,8 @@ class Target:
     ports: list[int] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
     _stop: list = field(default_factory=list)
+    # Counts each fan-out and streaming scenario (its results' "redis_ops").
+    meter: Meter | None = None
 
     # What the streaming emitter process is told to emit through.
     kind: ClassVar[str]
@@ -52,6 +67,10 @@ class Target:
 
     async def emitter(self):
         """What server code emits with (None: nothing to set up)."""
+        return None
+
+    async def settle(self, room: str) -> float | None:
+        """Seconds until the room's closed clients have left it (None: not known)."""
         return None
 
     async def emit_burst(self, room: str, count: int, emitter) -> None:
@@ -106,6 +125,20 @@ class Ours(Target):
         while len(await emit.room_sessions(room=room)) < len(clients):
             assert time.monotonic() < deadline, "room join did not finish"
             await asyncio.sleep(0.05)
+
+    async def settle(self, room: str) -> float | None:
+        """Seconds until the room's state holds no session."""
+        from realtime import emit
+
+        started = time.monotonic()
+        while left := await emit.room_sessions(room=room):
+            if time.monotonic() - started > SETTLE_TIMEOUT:
+                raise RuntimeError(
+                    f"{self.name}: {len(left)} closed sessions still in {room} "
+                    f"after {SETTLE_TIMEOUT:g} s"
+                )
+            await asyncio.sleep(0.05)
+        return time.monotonic() - started
 
     async def emit_burst(self, room: str, count: int, emitter) -> None:
         """`realtime.emit.room_emit`, as server code calls it."""

@@ -16,7 +16,11 @@ from testing.services import REDIS_TEST_URL
 pytestmark = [pytest.mark.cluster]
 
 
-def run_bench(module: str, *args: str) -> str:
+# A Redis Cluster's start and two setups' fleets take most of bench.cluster's run.
+SLOW_BENCH_TIMEOUT = 240
+
+
+def run_bench(module: str, *args: str, timeout: float = 110) -> str:
     """Run a benchmark module on SQLite and the test Redis; its standard output."""
     result = subprocess.run(
         [sys.executable, "-m", module, "--database", "sqlite"]
@@ -24,7 +28,7 @@ def run_bench(module: str, *args: str) -> str:
         cwd=BASE_DIR,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -101,6 +105,33 @@ def test_the_http_benchmark_runs_both_transports_in_each_round(tmp_path):
     assert "http-uvicorn / ws-uvicorn |" in stdout
     assert "fan-out over HTTP / WebSocket (medians): " in stdout
     assert "streaming p99 over HTTP (median): " in stdout
+
+
+def test_the_cluster_benchmark_runs_both_setups_and_counts_their_redis_ops(tmp_path):
+    out = tmp_path / "results.json"
+    stdout = run_bench(
+        "bench.cluster",
+        *["--json", str(out), "--rounds", "1"],
+        *["--clients", "6", "--messages", "3", "--streams", "3", "--tokens", "5"],
+        timeout=SLOW_BENCH_TIMEOUT,
+    )
+    results = json.loads(out.read_text())
+    assert list(results) == ["scale", "redis #1", "cluster #1", "redis", "cluster"]
+    for name in ("redis #1", "cluster #1"):
+        got = results[name]
+        assert got["fanout_1"]["deliveries"] == got["fanout_2"]["deliveries"] == 3 * 6
+        assert got["streaming"]["events"] == 3 * 5
+        for scenario in ("fanout_1", "fanout_2", "streaming"):
+            ops = got[scenario]["redis_ops"]
+            assert ops["calls"] > 0 and ops["per_delivery"] > 0
+            assert sum(ops["node_percents"]) == pytest.approx(100)
+            assert len(ops["top"]) == 5
+    # One node serves the single Redis; the cluster's three primaries share the work.
+    assert len(results["redis #1"]["streaming"]["redis_ops"]["node_percents"]) == 1
+    assert len(results["cluster #1"]["streaming"]["redis_ops"]["node_percents"]) == 3
+    assert "| fan-out, 1 instance: Redis ops per delivery |" in stdout
+    assert "cluster / redis |" in stdout
+    assert "fan-out, 1 instance, cluster / redis (medians): " in stdout
 
 
 def chunk(data: bytes) -> bytes:
