@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from testing.redis_cluster import RedisClusterProcesses, _free_ports
+from realtime.launcher_cluster import free_cluster_ports
+from testing.redis_cluster import RedisClusterProcesses
 from testing.services import PrivateRedis
 
 
@@ -28,7 +29,7 @@ def single() -> Setup:
     """A private redis-server on a free port."""
     # The cluster's port picker: below the kernel's ephemeral range, where the
     # fleet's own free_port() would not hand it out meanwhile.
-    server = PrivateRedis(_free_ports(1)[0])
+    server = PrivateRedis(free_cluster_ports(1)[0])
     server.start()
     url = f"redis://127.0.0.1:{server.port}/0"
     return Setup(cluster=False, url=url, ports=[server.port], stop=server.kill)
