@@ -8,9 +8,10 @@ Redis Cluster promoting a replica) keeps the key but may have lost the writes th
 old primary had not yet replicated, a session that joined or a route just added.
 
 A failed renewal is tried again soon, not a third of a TTL later, and after an
-outage this instance reaps nobody for one INSTANCE_TTL: peers whose keys lapsed in
-the same outage (a failover longer than the TTL) renew in that time, rather than
-being reaped by whichever instance reached the promoted replica first."""
+outage (a failed renewal, or our own key found lapsed: a renewal can also hang
+through a failover) this instance reaps nobody for one INSTANCE_TTL: peers whose
+keys lapsed in the same outage renew in that time, rather than being reaped by
+whichever instance reached the promoted replica first."""
 
 import asyncio
 import logging
@@ -64,8 +65,9 @@ class Liveness:
         loop = asyncio.get_running_loop()
         if not alive or self._renewal_failed:
             await self._reregister()
-            if self._renewal_failed:
-                self._reap_after = loop.time() + settings.INSTANCE_TTL
+            # An outage, or a renewal that hung through one (our key lapsed):
+            # peers' keys may have lapsed in it too.
+            self._reap_after = loop.time() + settings.INSTANCE_TTL
             self._renewal_failed = False
         if loop.time() < self._reap_after:
             return
