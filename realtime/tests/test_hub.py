@@ -140,6 +140,19 @@ async def test_liveness_puts_back_what_a_lapse_lost(redis_settings):
     await tasks.stop_task(task_id)
 
 
+async def tick_through_an_outage(hub, state, monkeypatch) -> None:
+    """One liveness tick whose renewal fails (Redis failing over), then Redis back."""
+    refresh = state.instance_refresh
+
+    async def unreachable(**kwargs):
+        raise ConnectionError("failing over")
+
+    monkeypatch.setattr(state, "instance_refresh", unreachable)
+    with pytest.raises(ConnectionError):
+        await hub.tick()
+    monkeypatch.setattr(state, "instance_refresh", refresh)
+
+
 @pytest.mark.redis
 @pytest.mark.also_on_redis_cluster
 async def test_first_renewal_after_an_outage_puts_back_writes_a_failover_lost(
@@ -157,15 +170,7 @@ async def test_first_renewal_after_an_outage_puts_back_writes_a_failover_lost(
     )
     await hub.tick()  # the key is there: nothing to put back yet
     assert await state.session_get(sid=session.sid) is None
-    refresh = state.instance_refresh
-
-    async def unreachable(**kwargs):
-        raise ConnectionError("failing over")
-
-    monkeypatch.setattr(state, "instance_refresh", unreachable)
-    with pytest.raises(ConnectionError):
-        await hub.tick()
-    monkeypatch.setattr(state, "instance_refresh", refresh)
+    await tick_through_an_outage(hub, state, monkeypatch)
     await hub.tick()
     assert (await state.session_get(sid=session.sid)).user_id == 8
     assert await state.room_sessions(room="room:z") == {session.sid}
@@ -184,15 +189,7 @@ async def test_after_an_outage_peers_get_a_ttl_to_renew_before_any_reap(
     await state.instance_refresh(instance_id="peer", channel="c-peer", ttl=0.05)
     await state.session_add(sid="peer-s", user_id=9, instance_id="peer", channel="c")
     await asyncio.sleep(0.1)  # the peer's key lapsed
-    refresh = state.instance_refresh
-
-    async def unreachable(**kwargs):
-        raise ConnectionError("failing over")
-
-    monkeypatch.setattr(state, "instance_refresh", unreachable)
-    with pytest.raises(ConnectionError):
-        await hub.tick()
-    monkeypatch.setattr(state, "instance_refresh", refresh)
+    await tick_through_an_outage(hub, state, monkeypatch)
     await hub.tick()
     assert await state.session_get(sid="peer-s") is not None  # not reaped yet
     await asyncio.sleep(0.7)

@@ -183,7 +183,9 @@ class RedisHistory(RedisConnection):
         if self.cluster:
             replies = await self.run_pipeline(queue_appends)
             try:
-                routes = await self.routes_for(rooms=rooms)
+                # routes_after, not routes_for: None while the routes are being
+                # rebuilt, rather than a raise that would lose the positions too.
+                _, routes = await self.routes_after(rooms=rooms)
             except UNAVAILABLE:
                 # The records are stored: their positions must reach the outbox
                 # (None makes it retry the sends alone), or its retry would store
